@@ -1,0 +1,36 @@
+// Loading safetensors checkpoints into unime modules and into plain tensors.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <optional>
+#include <string>
+#include <torch/nn/module.h>
+#include <vector>
+
+#include "core/safetensors.h"
+#include "model/weight_map.h"
+
+namespace unime::model {
+
+// What loading did beyond filling every parameter.
+struct LoadReport {
+  std::vector<std::string> ignored;     // known HF tensors the model does not need (e.g. lm_head.weight)
+  std::vector<std::string> unexpected;  // tensors no rule maps: reported, not loaded
+};
+
+at::ScalarType to_scalar_type(core::DType dtype);
+core::DType to_dtype(at::ScalarType type);  // InvalidInputError for types safetensors cannot store
+
+// Copies one tensor of a checkpoint out of its mapping. Floating tensors are converted to `dtype`
+// when given; integer and bool tensors keep their type. The result owns its memory.
+at::Tensor read_tensor(const core::SafetensorsFile& file, const core::TensorInfo& info,
+                       std::optional<at::ScalarType> dtype, at::Device device);
+
+// Fills every parameter of `module` from `checkpoint` through `map`, converting floating tensors to
+// `dtype` on `device`. Throws MissingKeyError listing every missing tensor, and InvalidInputError
+// naming the tensor on a shape mismatch. Nothing is partially loaded on error.
+LoadReport load_module(torch::nn::Module& module, const WeightMap& map, const core::Checkpoint& checkpoint,
+                       at::ScalarType dtype, at::Device device);
+
+}  // namespace unime::model

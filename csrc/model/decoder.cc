@@ -1,0 +1,128 @@
+#include "model/decoder.h"
+
+#include <ATen/ATen.h>
+#include <cmath>
+
+#include "core/errors.h"
+
+namespace unime::model {
+
+RotaryEmbedding::RotaryEmbedding(int64_t head_dim, double theta) {
+  // Same op order as transformers: int64 arange -> float -> / d, then base ** that (fp32).
+  auto exponent = at::arange(0, head_dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(head_dim);
+  inv_freq_ = 1.0 / at::pow(theta, exponent);
+}
+
+RotaryTables RotaryEmbedding::tables(int64_t length, at::ScalarType dtype, at::Device device) const {
+  auto positions = at::arange(length, at::TensorOptions().dtype(at::kFloat).device(device));
+  auto freqs = at::outer(positions, inv_freq_.to(device));  // (L, d/2) fp32: one product per entry
+  auto emb = at::cat({freqs, freqs}, -1);
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+namespace {
+at::Tensor rotate_half(const at::Tensor& x) {
+  auto half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// (B, Hkv, L, d) -> (B, Hkv*rep, L, d); head h reads kv head h / rep, as transformers' repeat_kv.
+at::Tensor repeat_kv(const at::Tensor& x, int64_t rep) {
+  if (rep == 1) return x;
+  auto s = x.sizes();
+  return x.unsqueeze(2).expand({s[0], s[1], rep, s[2], s[3]}).reshape({s[0], s[1] * rep, s[2], s[3]});
+}
+}  // namespace
+
+Attention::Attention(const DecoderConfig& c)
+    : num_heads_(c.num_attention_heads), num_kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
+  q_proj = register_module("q_proj", std::make_shared<Linear>(c.hidden_size, num_heads_ * head_dim_, c.attention_bias));
+  k_proj = register_module("k_proj", std::make_shared<Linear>(c.hidden_size, num_kv_heads_ * head_dim_, c.attention_bias));
+  v_proj = register_module("v_proj", std::make_shared<Linear>(c.hidden_size, num_kv_heads_ * head_dim_, c.attention_bias));
+  o_proj = register_module("o_proj", std::make_shared<Linear>(num_heads_ * head_dim_, c.hidden_size, c.attention_bias));
+}
+
+at::Tensor Attention::forward(const at::Tensor& x, const RotaryTables& rope, const at::Tensor& mask) const {
+  const auto B = x.size(0), L = x.size(1);
+  auto q = q_proj->forward(x).view({B, L, -1, head_dim_}).transpose(1, 2);  // (B, H, L, d)
+  auto k = k_proj->forward(x).view({B, L, -1, head_dim_}).transpose(1, 2);  // (B, Hkv, L, d)
+  auto v = v_proj->forward(x).view({B, L, -1, head_dim_}).transpose(1, 2);
+  q = q * rope.cos + rotate_half(q) * rope.sin;
+  k = k * rope.cos + rotate_half(k) * rope.sin;
+  const auto rep = num_heads_ / num_kv_heads_;
+  auto out = at::scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), mask, /*dropout_p=*/0.0,
+                                              /*is_causal=*/false, /*scale=*/1.0 / std::sqrt(double(head_dim_)));
+  return o_proj->forward(out.transpose(1, 2).reshape({B, L, -1}));
+}
+
+MLP::MLP(const DecoderConfig& c) {
+  gate_proj = register_module("gate_proj", std::make_shared<Linear>(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  up_proj = register_module("up_proj", std::make_shared<Linear>(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  down_proj = register_module("down_proj", std::make_shared<Linear>(c.intermediate_size, c.hidden_size, c.mlp_bias));
+}
+
+at::Tensor MLP::forward(const at::Tensor& x) const {
+  return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));
+}
+
+DecoderLayer::DecoderLayer(const DecoderConfig& c) {
+  self_attn = register_module("self_attn", std::make_shared<Attention>(c));
+  mlp = register_module("mlp", std::make_shared<MLP>(c));
+  input_layernorm = register_module("input_layernorm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
+}
+
+at::Tensor DecoderLayer::forward(const at::Tensor& x, const RotaryTables& rope, const at::Tensor& mask) const {
+  auto h = x + self_attn->forward(input_layernorm->forward(x), rope, mask);
+  return h + mlp->forward(post_attention_layernorm->forward(h));
+}
+
+Decoder::Decoder(const DecoderConfig& c) : config_(c), rotary_(c.head_dim, c.rope_theta) {
+  embed_tokens = register_module("embed_tokens", std::make_shared<Embedding>(c.vocab_size, c.hidden_size));
+  auto list = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    layers.push_back(std::make_shared<DecoderLayer>(c));
+    list->push_back(layers.back());
+  }
+  norm = register_module("norm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
+}
+
+at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+  TORCH_CHECK_VALUE(input_ids.dim() == 2, "input_ids must be (batch, length), got shape ", input_ids.sizes());
+  TORCH_CHECK_VALUE(input_ids.scalar_type() == at::kLong || input_ids.scalar_type() == at::kInt,
+                    "input_ids must be int64 or int32, got ", input_ids.scalar_type());
+  if (input_ids.numel() > 0) {
+    auto lo = input_ids.min().item<int64_t>(), hi = input_ids.max().item<int64_t>();
+    if (lo < 0 || hi >= config_.vocab_size)
+      throw InvalidInputError("input_ids: token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the vocabulary [0, " +
+                              std::to_string(config_.vocab_size) + ")");
+  }
+  return forward_embeds(embed_tokens->forward(input_ids), attention_mask);
+}
+
+at::Tensor Decoder::forward_embeds(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask) const {
+  TORCH_CHECK_VALUE(inputs_embeds.dim() == 3 && inputs_embeds.size(2) == config_.hidden_size,
+                    "inputs_embeds must be (batch, length, ", config_.hidden_size, "), got ", inputs_embeds.sizes());
+  TORCH_CHECK_VALUE(attention_mask.sizes() == inputs_embeds.sizes().slice(0, 2), "attention_mask must be (batch, length) = ",
+                    inputs_embeds.sizes().slice(0, 2), ", got ", attention_mask.sizes());
+  const auto L = inputs_embeds.size(1);
+  auto rope = rotary_.tables(L, inputs_embeds.scalar_type(), inputs_embeds.device());
+  auto mask = build_attention_mask(attention_mask.to(inputs_embeds.device()), config_.sliding_window);
+  auto h = inputs_embeds;
+  for (const auto& layer : layers) h = layer->forward(h, rope, mask);
+  return norm->forward(h);
+}
+
+at::Tensor build_attention_mask(const at::Tensor& attention_mask, std::optional<int64_t> sliding_window) {
+  const auto L = attention_mask.size(1);
+  auto opts = at::TensorOptions().dtype(at::kLong).device(attention_mask.device());
+  auto i = at::arange(L, opts).unsqueeze(1);  // query
+  auto j = at::arange(L, opts).unsqueeze(0);  // key
+  auto allowed = j <= i;
+  if (sliding_window) allowed = allowed & ((i - j) < *sliding_window);
+  auto keys = attention_mask.ne(0).unsqueeze(1).unsqueeze(1);  // (B, 1, 1, L)
+  return (allowed.unsqueeze(0).unsqueeze(0) & keys) | (i == j).unsqueeze(0).unsqueeze(0);
+}
+
+}  // namespace unime::model

@@ -1,0 +1,23 @@
+// Text-only decoder checkpoints (LlamaForCausalLM, MistralForCausalLM, ...Model) as a Backbone.
+#pragma once
+
+#include "model/backbone.h"
+#include "model/decoder.h"
+
+namespace unime::model {
+
+class DecoderBackbone : public Backbone {
+ public:
+  explicit DecoderBackbone(const DecoderConfig& config);
+  at::Tensor last_hidden_state(const at::Tensor& input_ids, const at::Tensor& attention_mask) const override;
+  const WeightMap& weight_map() const override { return map_; }
+  int64_t hidden_size() const override { return decoder->config().hidden_size; }
+  std::shared_ptr<Decoder> decoder;
+
+ private:
+  WeightMap map_;
+};
+
+std::shared_ptr<Backbone> make_decoder_backbone(const nlohmann::json& config, const std::string& source);
+
+}  // namespace unime::model

@@ -1,0 +1,50 @@
+// A loaded embedding model: config.json + safetensors checkpoint -> backbone on a device and dtype,
+// and the pooling that turns its last hidden state into one L2-normalised vector per input.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "model/backbone.h"
+#include "model/checkpoint_loader.h"
+
+namespace unime::model {
+
+class EmbeddingModel {
+ public:
+  // Loads the Hugging Face checkpoint directory `path` (config.json and model.safetensors or a
+  // sharded model.safetensors.index.json). `dtype`: compute dtype of the floating weights; nullopt
+  // takes config.json's torch_dtype (float32 when absent).
+  static std::shared_ptr<EmbeddingModel> load(const std::string& path, std::optional<at::ScalarType> dtype,
+                                              at::Device device);
+
+  // input_ids: (B, L) int64; attention_mask: (B, L), nonzero = real token, left or right padded.
+  // Returns (B, hidden_size) in the model dtype: the last real token's final hidden state,
+  // L2-normalised when `normalize`. Keeps the autograd graph when gradients are enabled.
+  at::Tensor encode_ids(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool normalize) const;
+  at::Tensor last_hidden_state(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
+
+  const LoadReport& load_report() const { return report_; }
+  const std::string& config_json() const { return config_json_; }  // config.json text as read
+  const std::string& model_type() const { return model_type_; }
+  at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
+  int64_t hidden_size() const { return backbone_->hidden_size(); }
+  Backbone& backbone() { return *backbone_; }
+
+ private:
+  EmbeddingModel() = default;
+  std::shared_ptr<Backbone> backbone_;
+  LoadReport report_;
+  std::string config_json_, model_type_;
+  at::ScalarType dtype_ = at::kFloat;
+  at::Device device_ = at::kCPU;
+};
+
+// "float32" / "bfloat16" / "torch.float16" ... -> ScalarType; InvalidInputError otherwise.
+at::ScalarType parse_float_dtype(const std::string& name);
+
+}  // namespace unime::model

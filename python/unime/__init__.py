@@ -1,0 +1,16 @@
+"""unime: universal multimodal embeddings from multimodal LLMs, on a C++/LibTorch core."""
+
+# torch must be imported first: it loads the LibTorch shared libraries unime._C links against.
+import torch
+
+from ._build import check_torch_version as _check_torch_version
+
+_check_torch_version()
+
+from . import _C  # noqa: E402  (after the torch check on purpose)
+from . import ops  # noqa: E402
+from .model import Model  # noqa: E402
+from .checkpoint import load_safetensors, save_safetensors  # noqa: E402
+
+__version__ = _C.__version__
+__all__ = ["Model", "load_safetensors", "save_safetensors", "ops", "__version__"]

@@ -1,0 +1,80 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/errors.h"
+#include "model/backbone.h"
+#include "model/config.h"
+
+namespace {
+
+using unime::model::DecoderConfig;
+
+nlohmann::json mistral() {
+  return nlohmann::json::parse(R"({"model_type": "mistral", "vocab_size": 100, "hidden_size": 64,
+    "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+    "rms_norm_eps": 1e-5, "rope_theta": 1000000.0, "sliding_window": 4096, "torch_dtype": "bfloat16"})");
+}
+
+TEST(DecoderConfig, ReadsMistral) {
+  auto c = DecoderConfig::from_json(mistral(), "config.json");
+  EXPECT_EQ(c.head_dim, 16);
+  EXPECT_EQ(c.num_key_value_heads, 2);
+  EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 1e6);
+  ASSERT_TRUE(c.sliding_window.has_value());
+  EXPECT_EQ(*c.sliding_window, 4096);
+  EXPECT_EQ(c.torch_dtype, "bfloat16");
+}
+
+TEST(DecoderConfig, Defaults) {
+  auto j = mistral();
+  j.erase("num_key_value_heads");
+  j["sliding_window"] = nullptr;
+  auto c = DecoderConfig::from_json(j, "config.json");
+  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_FALSE(c.sliding_window.has_value());
+}
+
+TEST(DecoderConfig, Rejections) {
+  auto expect_invalid = [](nlohmann::json j, const char* needle) {
+    try {
+      DecoderConfig::from_json(j, "cfg.json");
+      ADD_FAILURE() << "accepted " << j.dump();
+    } catch (const unime::InvalidInputError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  auto j = mistral();
+  j["num_key_value_heads"] = 3;
+  expect_invalid(j, "multiple of num_key_value_heads");
+  j = mistral();
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  expect_invalid(j, "rope_scaling");
+  j = mistral();
+  j["hidden_act"] = "gelu";
+  expect_invalid(j, "hidden_act");
+  j = mistral();
+  j["hidden_size"] = 0;
+  expect_invalid(j, "positive");
+  j = mistral();
+  j["num_hidden_layers"] = "2";
+  expect_invalid(j, "num_hidden_layers");
+  j = mistral();
+  j.erase("vocab_size");
+  EXPECT_THROW(DecoderConfig::from_json(j, "cfg.json"), unime::MissingKeyError);
+}
+
+TEST(Registry, UnknownModelTypeListsSupported) {
+  auto j = mistral();
+  j["model_type"] = "bert";
+  try {
+    unime::model::create_backbone(j, "cfg.json");
+    FAIL();
+  } catch (const unime::InvalidInputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'bert'"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("mistral"), std::string::npos);
+  }
+}
+
+}  // namespace

@@ -1,0 +1,71 @@
+// Decoder pieces against their definitions (HF parity of the whole model is tested from Python).
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include "core/errors.h"
+#include "model/decoder.h"
+#include "model/pooling.h"
+#include "ops/ops.h"
+
+namespace {
+
+TEST(AttentionMask, CausalPaddingAndWindow) {
+  // Row 0 left padded by 2, row 1 right padded by 1.
+  auto mask = at::tensor({0, 0, 1, 1, 1, 1, 1, 1, 1, 0}, at::kLong).view({2, 5});
+  auto m = unime::model::build_attention_mask(mask, std::nullopt);
+  ASSERT_EQ(m.sizes(), at::IntArrayRef({2, 1, 5, 5}));
+  auto a = m.accessor<bool, 4>();
+  EXPECT_TRUE(a[0][0][0][0]);   // a pad query sees itself only (no fully masked row)
+  EXPECT_FALSE(a[0][0][2][1]);  // a real query never sees a pad key
+  EXPECT_TRUE(a[0][0][4][2]);
+  EXPECT_FALSE(a[0][0][2][3]);  // causal
+  EXPECT_TRUE(a[1][0][3][0]);
+  EXPECT_FALSE(a[1][0][3][4]);  // the right pad key is invisible
+  auto window = unime::model::build_attention_mask(at::ones({1, 5}, at::kLong), 2);
+  auto w = window.accessor<bool, 4>();
+  EXPECT_TRUE(w[0][0][4][3]);
+  EXPECT_FALSE(w[0][0][4][2]);  // i - j = 2 is outside a window of 2
+}
+
+TEST(Pooling, LastRealToken) {
+  auto mask = at::tensor({0, 1, 1, 1, 1, 0, 1, 0, 0}, at::kLong).view({3, 3});
+  auto idx = unime::model::last_token_indices(mask);
+  EXPECT_EQ(idx[0].item<int64_t>(), 2);
+  EXPECT_EQ(idx[1].item<int64_t>(), 1);
+  EXPECT_EQ(idx[2].item<int64_t>(), 0);
+  auto hidden = at::arange(3 * 3 * 2, at::kFloat).view({3, 3, 2});
+  auto pooled = unime::model::last_token_pool(hidden, mask, /*normalize=*/true);
+  EXPECT_TRUE(at::allclose(pooled.norm(2, -1), at::ones({3})));
+  EXPECT_TRUE(at::allclose(unime::model::last_token_pool(hidden, mask, false)[1], hidden[1][1]));
+}
+
+TEST(Pooling, EmptyRowIsNamed) {
+  auto mask = at::tensor({1, 1, 0, 0}, at::kLong).view({2, 2});
+  try {
+    unime::model::last_token_indices(mask);
+    FAIL();
+  } catch (const unime::InvalidInputError& e) {
+    EXPECT_NE(std::string(e.what()).find("row 1"), std::string::npos);
+  }
+}
+
+TEST(RmsNormOp, MatchesReferenceAndChecksArguments) {
+  auto x = at::randn({3, 7, 33});
+  auto w = at::randn({33});
+  EXPECT_TRUE(at::allclose(unime::ops::rms_norm(x, w, 1e-5), unime::ops::rms_norm_reference(x, w, 1e-5)));
+  EXPECT_THROW(unime::ops::rms_norm(x, at::randn({32}), 1e-5), c10::ValueError);
+  EXPECT_THROW(unime::ops::rms_norm(x, w.to(at::kDouble), 1e-5), c10::ValueError);
+}
+
+TEST(Rotary, PairsDimensionIWithIPlusHalf) {
+  unime::model::RotaryEmbedding rope(8, 10000.0);
+  auto t = rope.tables(5, at::kFloat, at::kCPU);
+  ASSERT_EQ(t.cos.sizes(), at::IntArrayRef({5, 8}));
+  EXPECT_TRUE(at::equal(t.cos.narrow(1, 0, 4), t.cos.narrow(1, 4, 4)));
+  EXPECT_TRUE(at::allclose(t.cos[0], at::ones({8})));
+  // Position 1, pair 0 rotates by exactly 1 radian.
+  EXPECT_NEAR(t.sin[1][0].item<float>(), std::sin(1.0), 1e-6);
+}
+
+}  // namespace

@@ -1,0 +1,111 @@
+"""The Llama/Mistral decoder against Hugging Face transformers (the oracle), fp32 and bf16."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from reference.pooling import embed as reference_embed
+from reference.pooling import last_token
+from tiny_models import TINY_DECODERS, make_tiny_decoder
+
+import unime
+
+FAMILIES = sorted(TINY_DECODERS)
+
+
+def padded_batch(vocab: int, lengths: list[int], side: str, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    L = max(lengths)
+    ids = torch.zeros(len(lengths), L, dtype=torch.long)
+    mask = torch.zeros(len(lengths), L, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        row = torch.randint(1, vocab, (n,), generator=g)
+        if side == "left":
+            ids[i, L - n :], mask[i, L - n :] = row, 1
+        else:
+            ids[i, :n], mask[i, :n] = row, 1
+    return ids, mask
+
+
+def hf_embeddings(hf_model, ids, mask, normalize=True):
+    with torch.no_grad():
+        hidden = hf_model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+    pooled = last_token(hidden, mask)
+    return F.normalize(pooled, dim=-1) if normalize else pooled
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_fp32_parity_with_transformers(tiny_decoder_dir, family, side):
+    hf = make_tiny_decoder(family)
+    model = unime.Model.from_pretrained(tiny_decoder_dir(family), dtype=torch.float32)
+    ids, mask = padded_batch(hf.config.vocab_size, [7, 1, 13, 4, 13], side)
+
+    ours_raw = model.encode_ids(ids, mask, normalize=False)
+    ref_raw = hf_embeddings(hf, ids, mask, normalize=False)
+    ours = model.encode_ids(ids, mask)
+    ref = hf_embeddings(hf, ids, mask)
+    cos = F.cosine_similarity(ours_raw, ref_raw, dim=-1)
+    print(f"{family}/{side}: min cos {cos.min():.8f}, max abs raw {(ours_raw - ref_raw).abs().max():.2e}, "
+          f"normalised {(ours - ref).abs().max():.2e}")
+    assert cos.min() >= 0.99999
+    assert (ours_raw - ref_raw).abs().max() <= 1e-4
+    assert (ours - ref).abs().max() <= 1e-4
+    # The whole last hidden state agrees at every real position too.
+    with torch.no_grad():
+        ref_hidden = hf(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+    real = mask.bool()
+    assert (model.last_hidden_state(ids, mask)[real] - ref_hidden[real]).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_item_alone_equals_item_in_batch(tiny_decoder_dir, family, side):
+    model = unime.Model.from_pretrained(tiny_decoder_dir(family))
+    vocab = model.config["vocab_size"]
+    ids, mask = padded_batch(vocab, [5, 11, 2, 9], side)
+    batch = model.encode_ids(ids, mask)
+    for i in range(ids.shape[0]):
+        real = mask[i].bool()
+        alone = model.encode_ids(ids[i][real][None], None)
+        assert (alone[0] - batch[i]).abs().max() <= 1e-5, f"row {i}"
+
+
+def test_mixed_padding_matches_reference_pooling(tiny_decoder_dir):
+    """A mask that is neither purely left nor right padded still pools the last real token."""
+    hf = make_tiny_decoder("mistral")
+    model = unime.Model.from_pretrained(tiny_decoder_dir("mistral"))
+    ids, _ = padded_batch(hf.config.vocab_size, [6, 6], "right")
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        hidden = hf(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+    torch.testing.assert_close(model.encode_ids(ids, mask), reference_embed(hidden, mask), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bf16_error_within_twice_transformers_bf16_error(tiny_decoder_dir, family):
+    """bf16 rule (flash-attention's): |ours_bf16 - ref_fp32| <= 2 |hf_bf16 - ref_fp32|."""
+    hf32 = make_tiny_decoder(family)
+    hf16 = make_tiny_decoder(family).to(torch.bfloat16)
+    ours16 = unime.Model.from_pretrained(tiny_decoder_dir(family), dtype=torch.bfloat16)
+    assert ours16.dtype == torch.bfloat16
+    ids, mask = padded_batch(hf32.config.vocab_size, [9, 3, 14, 14, 6, 1], "right", seed=3)
+    ref = hf_embeddings(hf32, ids, mask)
+    hf_err = (hf_embeddings(hf16, ids, mask).float() - ref).abs().max().item()
+    ours_err = (ours16.encode_ids(ids, mask).float() - ref).abs().max().item()
+    print(f"{family}: bf16 max abs error ours {ours_err:.3e}, transformers {hf_err:.3e}")
+    assert ours_err <= 2 * hf_err
+
+
+def test_embeddings_keep_autograd_graph(tiny_decoder_dir):
+    model = unime.Model.from_pretrained(tiny_decoder_dir("llama"))
+    params = dict(model.named_parameters())
+    w = params["decoder.norm.weight"]
+    w.requires_grad_(True)
+    try:
+        ids, mask = padded_batch(model.config["vocab_size"], [4, 6], "left")
+        emb = model.encode_ids(ids, mask)
+        (emb @ emb.T).sum().backward()
+        assert w.grad is not None and torch.isfinite(w.grad).all() and w.grad.abs().sum() > 0
+    finally:
+        w.requires_grad_(False)
+        w.grad = None

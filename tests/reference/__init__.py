@@ -1,0 +1,1 @@
+"""Plain-PyTorch references that the fast paths are tested against (no unime code here)."""

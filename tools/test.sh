@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: GoogleTest (ctest), the safetensors header fuzzer under ASan for
+# UNIME_FUZZ_SECONDS (default 60), and pytest. Expects `bash tools/bootstrap.sh --with-tests` first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== ctest"
+ctest --test-dir build/cmake --output-on-failure -j2
+
+echo "== fuzz (${UNIME_FUZZ_SECONDS:-60} s)"
+bash tools/run_fuzz.sh "${UNIME_FUZZ_SECONDS:-60}"
+
+echo "== pytest"
+.venv/bin/python -m pytest tests/python "$@"
