@@ -8,18 +8,27 @@
 //
 // parse_header() accepts what the reference implementation (huggingface/safetensors) accepts,
 // including leading and trailing JSON whitespace, an empty header "{}", 0-rank tensors (numel 1)
-// and zero-size tensors, except in these deliberate ways, each of which closes a gap where two
-// readers could see different contents in the same file:
-//   - duplicate JSON keys are rejected, anywhere in the header (the reference keeps the last one);
+// and zero-size tensors, and is stricter in these deliberate ways:
+//   - duplicate JSON keys are rejected, anywhere in the header (the reference keeps the last one,
+//     other JSON parsers the first: two readers would see different tensors in one file);
 //   - fields other than dtype, shape and data_offsets in a tensor entry are rejected (the format's
-//     JSON schema says additionalProperties: false; the reference ignores them);
-//   - a UTF-8 byte order mark before the JSON is rejected (nlohmann would skip it, serde does not);
+//     JSON schema says additionalProperties: false; the reference ignores them, so they could
+//     carry data one reader acts on and another never sees);
+//   - "__metadata__": null is rejected (the reference reads it as no metadata; its writer never
+//     produces it);
+//   - the sub-byte dtypes F4, F6_E2M3 and F6_E3M2 are rejected as unsupported;
 //   - JSON nested deeper than 64 levels is rejected (a valid header is 3 levels deep).
+// Where nlohmann alone would accept more than the reference, the reference's rule is enforced: a
+// UTF-8 byte order mark, a NUL byte (nlohmann stops there), "-0" and non-integral numbers are
+// rejected.
 // As in the reference, the tensors must tile the buffer exactly (sorted by offset, no gap, no
 // overlap) and the buffer must end at the end of the file, so no byte of a file goes unaccounted.
 //
 // All validation failures throw unime::InvalidInputError whose message starts with the file path
 // (or the source name given to parse_header) and names the tensor where there is one.
+//
+// Implementation: safetensors_reader.cc (pure parsing, what the fuzzer links), safetensors_file.cc
+// (mmap and checkpoint directories), safetensors_writer.cc.
 #pragma once
 
 #include <cstddef>

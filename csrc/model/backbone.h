@@ -19,6 +19,9 @@ class Backbone : public torch::nn::Module {
  public:
   // The last hidden state after the final norm: (B, L, hidden_size).
   virtual at::Tensor last_hidden_state(const at::Tensor& input_ids, const at::Tensor& attention_mask) const = 0;
+  // The final-norm hidden state at each row's last real token: (B, hidden_size). Backbones compute
+  // it without padding (packed sequences); it equals last_hidden_state() pooled, up to rounding.
+  virtual at::Tensor last_token_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask) const = 0;
   virtual const WeightMap& weight_map() const = 0;
   virtual int64_t hidden_size() const = 0;
 };

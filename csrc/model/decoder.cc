@@ -35,7 +35,10 @@ at::Tensor repeat_kv(const at::Tensor& x, int64_t rep) {
 }  // namespace
 
 Attention::Attention(const DecoderConfig& c)
-    : num_heads_(c.num_attention_heads), num_kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
+    : num_heads_(c.num_attention_heads),
+      num_kv_heads_(c.num_key_value_heads),
+      head_dim_(c.head_dim),
+      sliding_window_(c.sliding_window) {
   q_proj = register_module("q_proj", std::make_shared<Linear>(c.hidden_size, num_heads_ * head_dim_, c.attention_bias));
   k_proj = register_module("k_proj", std::make_shared<Linear>(c.hidden_size, num_kv_heads_ * head_dim_, c.attention_bias));
   v_proj = register_module("v_proj", std::make_shared<Linear>(c.hidden_size, num_kv_heads_ * head_dim_, c.attention_bias));
@@ -53,6 +56,22 @@ at::Tensor Attention::forward(const at::Tensor& x, const RotaryTables& rope, con
   auto out = at::scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), mask, /*dropout_p=*/0.0,
                                               /*is_causal=*/false, /*scale=*/1.0 / std::sqrt(double(head_dim_)));
   return o_proj->forward(out.transpose(1, 2).reshape({B, L, -1}));
+}
+
+at::Tensor Attention::forward_packed(const at::Tensor& x, const RotaryTables& rope, const PackedSequences& packed,
+                                     bool last_only) const {
+  const auto T = x.size(0);
+  auto cos = rope.cos.unsqueeze(1), sin = rope.sin.unsqueeze(1);  // (T, 1, d)
+  auto k = k_proj->forward(x).view({T, -1, head_dim_});            // (T, Hkv, d)
+  auto v = v_proj->forward(x).view({T, -1, head_dim_});
+  k = k * cos + rotate_half(k) * sin;
+  // Queries only where outputs are needed: every token, or each sequence's last one.
+  auto xq = last_only ? x.index_select(0, packed.last_index) : x;
+  if (last_only) cos = cos.index_select(0, packed.last_index), sin = sin.index_select(0, packed.last_index);
+  auto q = q_proj->forward(xq).view({xq.size(0), -1, head_dim_});  // (Tq, H, d)
+  q = q * cos + rotate_half(q) * sin;
+  auto out = packed_causal_attention(q, k, v, packed, sliding_window_, last_only, 1.0 / std::sqrt(double(head_dim_)));
+  return o_proj->forward(out.reshape({xq.size(0), -1}));
 }
 
 MLP::MLP(const DecoderConfig& c) {
@@ -78,6 +97,13 @@ at::Tensor DecoderLayer::forward(const at::Tensor& x, const RotaryTables& rope, 
   return h + mlp->forward(post_attention_layernorm->forward(h));
 }
 
+at::Tensor DecoderLayer::forward_packed(const at::Tensor& x, const RotaryTables& rope, const PackedSequences& packed,
+                                        bool last_only) const {
+  auto residual = last_only ? x.index_select(0, packed.last_index) : x;
+  auto h = residual + self_attn->forward_packed(input_layernorm->forward(x), rope, packed, last_only);
+  return h + mlp->forward(post_attention_layernorm->forward(h));
+}
+
 Decoder::Decoder(const DecoderConfig& c) : config_(c), rotary_(c.head_dim, c.rope_theta) {
   embed_tokens = register_module("embed_tokens", std::make_shared<Embedding>(c.vocab_size, c.hidden_size));
   auto list = register_module("layers", torch::nn::ModuleList());
@@ -88,7 +114,7 @@ Decoder::Decoder(const DecoderConfig& c) : config_(c), rotary_(c.head_dim, c.rop
   norm = register_module("norm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
 }
 
-at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+void Decoder::check_input_ids(const at::Tensor& input_ids) const {
   TORCH_CHECK_VALUE(input_ids.dim() == 2, "input_ids must be (batch, length), got shape ", input_ids.sizes());
   TORCH_CHECK_VALUE(input_ids.scalar_type() == at::kLong || input_ids.scalar_type() == at::kInt,
                     "input_ids must be int64 or int32, got ", input_ids.scalar_type());
@@ -98,7 +124,30 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& atten
       throw InvalidInputError("input_ids: token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the vocabulary [0, " +
                               std::to_string(config_.vocab_size) + ")");
   }
+}
+
+at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+  check_input_ids(input_ids);
   return forward_embeds(embed_tokens->forward(input_ids), attention_mask);
+}
+
+at::Tensor Decoder::last_token_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+  check_input_ids(input_ids);
+  TORCH_CHECK_VALUE(attention_mask.sizes() == input_ids.sizes(), "attention_mask must have input_ids' shape ",
+                    input_ids.sizes(), ", got ", attention_mask.sizes());
+  auto packed = pack_sequences(attention_mask, input_ids.device());
+  auto tokens = input_ids.reshape(-1).index_select(0, packed.token_index);
+  return last_token_hidden_packed(embed_tokens->forward(tokens), packed);
+}
+
+at::Tensor Decoder::last_token_hidden_packed(const at::Tensor& packed_embeds, const PackedSequences& packed) const {
+  TORCH_CHECK_VALUE(packed_embeds.dim() == 2 && packed_embeds.size(1) == config_.hidden_size,
+                    "packed embeddings must be (tokens, ", config_.hidden_size, "), got ", packed_embeds.sizes());
+  auto table = rotary_.tables(packed.max_len, packed_embeds.scalar_type(), packed_embeds.device());
+  RotaryTables rope{table.cos.index_select(0, packed.positions), table.sin.index_select(0, packed.positions)};
+  auto h = packed_embeds;
+  for (size_t i = 0; i < layers.size(); ++i) h = layers[i]->forward_packed(h, rope, packed, i + 1 == layers.size());
+  return norm->forward(h);
 }
 
 at::Tensor Decoder::forward_embeds(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask) const {

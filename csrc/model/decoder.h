@@ -10,6 +10,7 @@
 
 #include "model/config.h"
 #include "model/layers.h"
+#include "model/packed_attention.h"
 
 namespace unime::model {
 
@@ -34,10 +35,15 @@ class Attention : public torch::nn::Module {
   explicit Attention(const DecoderConfig& c);
   // x: (B, L, hidden); mask: (B, 1, L, L) bool, true = may attend.
   at::Tensor forward(const at::Tensor& x, const RotaryTables& rope, const at::Tensor& mask) const;
+  // x: (T, hidden) packed tokens; rope: per-token tables (T, head_dim). Returns (T, hidden), or
+  // (B, hidden) for the last token of each sequence only when `last_only`.
+  at::Tensor forward_packed(const at::Tensor& x, const RotaryTables& rope, const PackedSequences& packed,
+                            bool last_only) const;
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, o_proj;
 
  private:
   int64_t num_heads_, num_kv_heads_, head_dim_;
+  std::optional<int64_t> sliding_window_;
 };
 
 class MLP : public torch::nn::Module {
@@ -51,6 +57,8 @@ class DecoderLayer : public torch::nn::Module {
  public:
   explicit DecoderLayer(const DecoderConfig& c);
   at::Tensor forward(const at::Tensor& x, const RotaryTables& rope, const at::Tensor& mask) const;
+  at::Tensor forward_packed(const at::Tensor& x, const RotaryTables& rope, const PackedSequences& packed,
+                            bool last_only) const;
   std::shared_ptr<RMSNorm> input_layernorm, post_attention_layernorm;
   std::shared_ptr<Attention> self_attn;
   std::shared_ptr<MLP> mlp;
@@ -67,12 +75,21 @@ class Decoder : public torch::nn::Module {
   // features into the token embeddings first.
   at::Tensor forward_embeds(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask) const;
 
+  // The final-norm hidden state of each sequence's last real token, (B, hidden), computed on the
+  // packed real tokens only: no work on padding, and the last layer runs for the last tokens only.
+  // Positions count from each sequence's first real token (for left padding this differs from
+  // forward()'s by a constant shift, which rotary attention does not see, up to rounding).
+  at::Tensor last_token_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
+  // The same from packed input embeddings (T, hidden) laid out as `packed`.
+  at::Tensor last_token_hidden_packed(const at::Tensor& packed_embeds, const PackedSequences& packed) const;
+
   const DecoderConfig& config() const { return config_; }
   std::shared_ptr<Embedding> embed_tokens;
   std::shared_ptr<RMSNorm> norm;
   std::vector<std::shared_ptr<DecoderLayer>> layers;
 
  private:
+  void check_input_ids(const at::Tensor& input_ids) const;
   DecoderConfig config_;
   RotaryEmbedding rotary_;
 };

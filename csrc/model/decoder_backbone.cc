@@ -18,6 +18,10 @@ at::Tensor DecoderBackbone::last_hidden_state(const at::Tensor& input_ids, const
   return decoder->forward(input_ids, attention_mask);
 }
 
+at::Tensor DecoderBackbone::last_token_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+  return decoder->last_token_hidden(input_ids, attention_mask);
+}
+
 std::shared_ptr<Backbone> make_decoder_backbone(const nlohmann::json& config, const std::string& source) {
   return std::make_shared<DecoderBackbone>(DecoderConfig::from_json(config, source));
 }

@@ -49,12 +49,16 @@ at::Tensor EmbeddingModel::last_hidden_state(const at::Tensor& input_ids, const 
   return backbone_->last_hidden_state(input_ids.to(device_), attention_mask.to(device_));
 }
 
-at::Tensor EmbeddingModel::encode_ids(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                                      bool normalize) const {
+at::Tensor EmbeddingModel::encode_ids(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool normalize,
+                                      bool packed) const {
+  auto ids = input_ids.to(device_);
   auto mask = attention_mask.to(device_);
-  // Validate the mask before running the model: a row without tokens is the caller's error.
-  last_token_indices(mask);
-  return last_token_pool(last_hidden_state(input_ids, mask), mask, normalize);
+  if (!packed) {
+    last_token_indices(mask);  // a row without tokens is the caller's error, before any compute
+    return last_token_pool(backbone_->last_hidden_state(ids, mask), mask, normalize);
+  }
+  auto pooled = backbone_->last_token_hidden(ids, mask);
+  return normalize ? l2_normalize(pooled) : pooled;
 }
 
 }  // namespace unime::model

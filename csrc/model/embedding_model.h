@@ -24,7 +24,10 @@ class EmbeddingModel {
   // input_ids: (B, L) int64; attention_mask: (B, L), nonzero = real token, left or right padded.
   // Returns (B, hidden_size) in the model dtype: the last real token's final hidden state,
   // L2-normalised when `normalize`. Keeps the autograd graph when gradients are enabled.
-  at::Tensor encode_ids(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool normalize) const;
+  // packed (default): computed on the real tokens only (Backbone::last_token_hidden); false: on the
+  // padded batch exactly as transformers does (positions counted from column 0), then pooled.
+  at::Tensor encode_ids(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool normalize,
+                        bool packed = true) const;
   at::Tensor last_hidden_state(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
 
   const LoadReport& load_report() const { return report_; }

@@ -21,8 +21,9 @@ at::Tensor last_token_indices(const at::Tensor& attention_mask) {
 at::Tensor last_token_pool(const at::Tensor& hidden, const at::Tensor& attention_mask, bool normalize) {
   auto idx = last_token_indices(attention_mask.to(hidden.device()));
   auto pooled = hidden.gather(1, idx.view({-1, 1, 1}).expand({hidden.size(0), 1, hidden.size(2)})).squeeze(1);
-  if (!normalize) return pooled;
-  return pooled / pooled.norm(2, -1, /*keepdim=*/true).clamp_min(1e-12);
+  return normalize ? l2_normalize(pooled) : pooled;
 }
+
+at::Tensor l2_normalize(const at::Tensor& x) { return x / x.norm(2, -1, /*keepdim=*/true).clamp_min(1e-12); }
 
 }  // namespace unime::model

@@ -14,4 +14,7 @@ at::Tensor last_token_indices(const at::Tensor& attention_mask);
 // torch.nn.functional.normalize does (x / max(||x||, 1e-12), in the input dtype) when `normalize`.
 at::Tensor last_token_pool(const at::Tensor& hidden, const at::Tensor& attention_mask, bool normalize);
 
+// x / max(||x||_2, 1e-12) along the last dimension, in x's dtype (torch.nn.functional.normalize).
+at::Tensor l2_normalize(const at::Tensor& x);
+
 }  // namespace unime::model

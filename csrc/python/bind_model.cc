@@ -19,7 +19,7 @@ void bind_model(py::module_& m) {
           py::arg("path"), py::arg("dtype") = py::none(), py::arg("device") = "cpu",
           "Load a Hugging Face checkpoint directory. dtype: None = config.json's torch_dtype.")
       .def("encode_ids", &EmbeddingModel::encode_ids, py::arg("input_ids"), py::arg("attention_mask"),
-           py::arg("normalize") = true, py::call_guard<py::gil_scoped_release>())
+           py::arg("normalize") = true, py::arg("packed") = true, py::call_guard<py::gil_scoped_release>())
       .def("last_hidden_state", &EmbeddingModel::last_hidden_state, py::arg("input_ids"), py::arg("attention_mask"),
            py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("ignored_tensors", [](const EmbeddingModel& m) { return m.load_report().ignored; })

@@ -72,6 +72,7 @@ class Model:
         attention_mask: torch.Tensor | None = None,
         *,
         normalize: bool = True,
+        packed: bool = True,
     ) -> torch.Tensor:
         """Embeds token ids.
 
@@ -79,6 +80,9 @@ class Model:
             input_ids: (B, L) integer token ids, left or right padded.
             attention_mask: (B, L), 1 for real tokens, 0 for padding; all ones when omitted.
             normalize: L2-normalise the pooled vectors.
+            packed: compute on the real tokens only (default; no work on padding, the last layer
+                only for the last tokens). False runs the padded batch exactly as transformers
+                does; the two agree up to rounding.
 
         Returns:
             (B, hidden_size) tensor in the model dtype on the model device. It keeps the autograd
@@ -89,7 +93,7 @@ class Model:
             raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}; use ids[None]")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        return self._core.encode_ids(input_ids.long(), torch.as_tensor(attention_mask), normalize)
+        return self._core.encode_ids(input_ids.long(), torch.as_tensor(attention_mask), normalize, packed)
 
     def last_hidden_state(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L, hidden_size): the decoder's output after the final norm (HF's hidden_states[-1])."""

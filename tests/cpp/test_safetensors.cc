@@ -5,11 +5,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <numeric>
+#include <string>
+#include <vector>
 
 #include "core/errors.h"
 #include "core/safetensors.h"
@@ -87,12 +91,12 @@ std::string read_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Writes tensors of F32 values `fill` (one per name) with the shapes given.
+// Writes 1-D F32 tensors given as (name, length), every element `fill`.
 void write_f32(const std::string& path, const std::vector<std::pair<std::string, int64_t>>& tensors,
                float fill = 1.0f) {
   std::vector<std::vector<float>> storage;
   std::vector<TensorView> views;
-  for (const auto& [name, n] : tensors) storage.emplace_back(n, fill);
+  for (const auto& t : tensors) storage.emplace_back(t.second, fill);
   for (size_t i = 0; i < tensors.size(); ++i)
     views.push_back({tensors[i].first,
                      DType::F32,

@@ -35,18 +35,19 @@ def hf_embeddings(hf_model, ids, mask, normalize=True):
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("side", ["left", "right"])
-def test_fp32_parity_with_transformers(tiny_decoder_dir, family, side):
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "padded"])
+def test_fp32_parity_with_transformers(tiny_decoder_dir, family, side, packed):
     hf = make_tiny_decoder(family)
     model = unime.Model.from_pretrained(tiny_decoder_dir(family), dtype=torch.float32)
     ids, mask = padded_batch(hf.config.vocab_size, [7, 1, 13, 4, 13], side)
 
-    ours_raw = model.encode_ids(ids, mask, normalize=False)
+    ours_raw = model.encode_ids(ids, mask, normalize=False, packed=packed)
     ref_raw = hf_embeddings(hf, ids, mask, normalize=False)
-    ours = model.encode_ids(ids, mask)
+    ours = model.encode_ids(ids, mask, packed=packed)
     ref = hf_embeddings(hf, ids, mask)
     cos = F.cosine_similarity(ours_raw, ref_raw, dim=-1)
-    print(f"{family}/{side}: min cos {cos.min():.8f}, max abs raw {(ours_raw - ref_raw).abs().max():.2e}, "
-          f"normalised {(ours - ref).abs().max():.2e}")
+    print(f"{family}/{side}/{'packed' if packed else 'padded'}: min cos {cos.min():.8f}, "
+          f"max abs raw {(ours_raw - ref_raw).abs().max():.2e}, normalised {(ours - ref).abs().max():.2e}")
     assert cos.min() >= 0.99999
     assert (ours_raw - ref_raw).abs().max() <= 1e-4
     assert (ours - ref).abs().max() <= 1e-4
@@ -59,15 +60,39 @@ def test_fp32_parity_with_transformers(tiny_decoder_dir, family, side):
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("side", ["left", "right"])
-def test_item_alone_equals_item_in_batch(tiny_decoder_dir, family, side):
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "padded"])
+def test_item_alone_equals_item_in_batch(tiny_decoder_dir, family, side, packed):
     model = unime.Model.from_pretrained(tiny_decoder_dir(family))
     vocab = model.config["vocab_size"]
     ids, mask = padded_batch(vocab, [5, 11, 2, 9], side)
-    batch = model.encode_ids(ids, mask)
+    batch = model.encode_ids(ids, mask, packed=packed)
     for i in range(ids.shape[0]):
         real = mask[i].bool()
-        alone = model.encode_ids(ids[i][real][None], None)
+        alone = model.encode_ids(ids[i][real][None], None, packed=packed)
         assert (alone[0] - batch[i]).abs().max() <= 1e-5, f"row {i}"
+
+
+def test_sliding_window_shorter_than_sequences(tmp_path):
+    """Mistral's window (key j visible from query i when i - j < window) in both paths."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    hf = MistralForCausalLM(MistralConfig(
+        vocab_size=50, hidden_size=32, intermediate_size=40, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, sliding_window=5, initializer_range=0.2, attn_implementation="eager")).eval()
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    model = unime.Model.from_pretrained(tmp_path)
+    ids, mask = padded_batch(50, [12, 4, 9], "right", seed=5)
+    ref = hf_embeddings(hf, ids, mask, normalize=False)
+    for packed in (True, False):
+        torch.testing.assert_close(model.encode_ids(ids, mask, normalize=False, packed=packed), ref,
+                                   atol=1e-4, rtol=0)
+
+
+def test_padding_inside_a_row_is_rejected_by_the_packed_path(tiny_decoder_dir):
+    model = unime.Model.from_pretrained(tiny_decoder_dir("llama"))
+    with pytest.raises(ValueError, match="row 0 has padding inside"):
+        model.encode_ids(torch.tensor([[1, 2, 3]]), torch.tensor([[1, 0, 1]]))
 
 
 def test_mixed_padding_matches_reference_pooling(tiny_decoder_dir):

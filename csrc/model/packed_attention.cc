@@ -1,0 +1,114 @@
+#include "model/packed_attention.h"
+
+#include <ATen/ATen.h>
+#include <algorithm>
+
+#include "core/errors.h"
+
+namespace unime::model {
+
+PackedSequences pack_sequences(const at::Tensor& attention_mask, c10::Device device) {
+  TORCH_CHECK_VALUE(attention_mask.dim() == 2, "attention_mask must be (batch, length), got ", attention_mask.sizes());
+  auto real = attention_mask.ne(0).to(at::kCPU).contiguous();
+  const auto B = real.size(0), L = real.size(1);
+  auto r = real.accessor<bool, 2>();
+  PackedSequences p;
+  p.offsets.reserve(B + 1);
+  p.offsets.push_back(0);
+  std::vector<int64_t> token_index, positions;
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t first = -1, last = -1;
+    for (int64_t j = 0; j < L; ++j)
+      if (r[b][j]) {
+        if (first < 0) first = j;
+        last = j;
+      }
+    if (first < 0) throw InvalidInputError("attention_mask row " + std::to_string(b) + " has no real token");
+    for (int64_t j = first; j <= last; ++j) {
+      if (!r[b][j])
+        throw InvalidInputError("attention_mask row " + std::to_string(b) + " has padding inside its tokens (column " +
+                                std::to_string(j) + "); only left or right padding is supported");
+      token_index.push_back(b * L + j);
+      positions.push_back(j - first);
+    }
+    p.offsets.push_back(static_cast<int64_t>(token_index.size()));
+    p.max_len = std::max(p.max_len, last - first + 1);
+  }
+  auto on = [&](std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(device); };
+  p.token_index = on(token_index);
+  p.positions = on(positions);
+  std::vector<int64_t> last_index(p.offsets.begin() + 1, p.offsets.end());
+  for (auto& i : last_index) --i;
+  p.last_index = on(last_index);
+  p.cu_seqlens = at::tensor(p.offsets, at::kLong).to(at::kInt).to(device);
+  return p;
+}
+
+namespace {
+
+bool use_flash(const at::Tensor& q) {
+  const auto t = q.scalar_type();
+  return q.is_cuda() && (t == at::kHalf || t == at::kBFloat16) && q.size(-1) % 8 == 0 && q.size(-1) <= 256;
+}
+
+at::Tensor repeat_heads(const at::Tensor& x, int64_t rep) {  // (1, Hkv, n, d) -> (1, Hkv*rep, n, d)
+  if (rep == 1) return x;
+  auto s = x.sizes();
+  return x.unsqueeze(2).expand({s[0], s[1], rep, s[2], s[3]}).reshape({s[0], s[1] * rep, s[2], s[3]});
+}
+
+at::Tensor flash_varlen(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedSequences& p,
+                        std::optional<int64_t> window, bool last_only, double scale) {
+  // Flash aligns the causal mask to the bottom right, so a single query per sequence (last_only)
+  // sees all its keys; the window is left-sided: keys j >= i - (window - 1).
+  auto cu_q = last_only ? at::arange(p.batch() + 1, p.cu_seqlens.options()) : p.cu_seqlens;
+  std::optional<int64_t> left, right;
+  if (window) left = *window - 1, right = 0;
+  auto out = at::_flash_attention_forward(q.contiguous(), k.contiguous(), v.contiguous(), cu_q, p.cu_seqlens,
+                                          last_only ? 1 : p.max_len, p.max_len, 0.0, /*is_causal=*/true,
+                                          /*return_debug_mask=*/false, scale, left, right);
+  return std::get<0>(out);
+}
+
+at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedSequences& p,
+                             std::optional<int64_t> window, bool last_only, double scale) {
+  const auto rep = q.size(1) / k.size(1);
+  std::vector<at::Tensor> outs;
+  outs.reserve(p.batch());
+  for (int64_t b = 0; b < p.batch(); ++b) {
+    const int64_t s = p.offsets[b], e = p.offsets[b + 1], n = e - s;
+    if (last_only) {
+      // One query that sees keys [max(s, e - window), e): no mask needed.
+      const int64_t ks = window ? std::max(s, e - *window) : s;
+      auto qb = q.narrow(0, b, 1).transpose(0, 1).unsqueeze(0);  // (1, H, 1, d)
+      auto kb = repeat_heads(k.narrow(0, ks, e - ks).transpose(0, 1).unsqueeze(0), rep);
+      auto vb = repeat_heads(v.narrow(0, ks, e - ks).transpose(0, 1).unsqueeze(0), rep);
+      outs.push_back(at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, false, scale).squeeze(0).transpose(0, 1));
+      continue;
+    }
+    auto qb = q.narrow(0, s, n).transpose(0, 1).unsqueeze(0);  // (1, H, n, d)
+    auto kb = repeat_heads(k.narrow(0, s, n).transpose(0, 1).unsqueeze(0), rep);
+    auto vb = repeat_heads(v.narrow(0, s, n).transpose(0, 1).unsqueeze(0), rep);
+    at::Tensor out;
+    if (window && n > *window) {
+      auto i = at::arange(n, at::TensorOptions().dtype(at::kLong).device(q.device()));
+      auto allowed = (i.unsqueeze(0) <= i.unsqueeze(1)) & ((i.unsqueeze(1) - i.unsqueeze(0)) < *window);
+      out = at::scaled_dot_product_attention(qb, kb, vb, allowed, 0.0, false, scale);
+    } else {
+      out = at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, /*is_causal=*/true, scale);
+    }
+    outs.push_back(out.squeeze(0).transpose(0, 1));  // (n, H, d)
+  }
+  return at::cat(outs, 0);
+}
+
+}  // namespace
+
+at::Tensor packed_causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const PackedSequences& packed, std::optional<int64_t> sliding_window,
+                                   bool last_only, double scale) {
+  if (use_flash(q)) return flash_varlen(q, k, v, packed, sliding_window, last_only, scale);
+  return per_sequence_sdpa(q, k, v, packed, sliding_window, last_only, scale);
+}
+
+}  // namespace unime::model

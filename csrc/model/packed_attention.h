@@ -1,0 +1,37 @@
+// Causal attention over packed sequences: the real tokens of a batch concatenated without padding,
+// so projections and MLPs never compute on padding (a mixed-length batch is often half padding).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <optional>
+#include <vector>
+
+namespace unime::model {
+
+// The layout of B packed sequences. Sequence b holds tokens [offsets[b], offsets[b+1]).
+struct PackedSequences {
+  std::vector<int64_t> offsets;  // (B+1) on the host
+  at::Tensor cu_seqlens;         // (B+1,) int32 on the device (flash attention's varlen form)
+  at::Tensor positions;          // (T,) int64 on the device: index of each token in its sequence
+  at::Tensor token_index;        // (T,) int64: flat index of each real token in the padded (B, L) batch
+  at::Tensor last_index;         // (B,) int64 on the device: packed index of each sequence's last token
+  int64_t max_len = 0;
+  int64_t batch() const { return static_cast<int64_t>(offsets.size()) - 1; }
+};
+
+// Reads the layout from a (B, L) attention mask whose real tokens form one run per row (left,
+// right or no padding). A row without tokens, or with a hole in its run, is an InvalidInputError
+// naming the row.
+PackedSequences pack_sequences(const at::Tensor& attention_mask, c10::Device device);
+
+// q: (Tq, H, d), k and v: (T, Hkv, d) packed; H a multiple of Hkv. Causal attention within each
+// sequence, with keys j visible from query i when i - j < sliding_window (if set).
+// last_only: q holds one query per sequence, the sequence's last token (Tq = B), which sees every
+// key of its sequence (within the window): the last decoder layer only needs those rows.
+// Returns (Tq, H, d). Uses flash attention's varlen kernel for fp16/bf16 on CUDA, and per-sequence
+// scaled_dot_product_attention otherwise.
+at::Tensor packed_causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const PackedSequences& packed, std::optional<int64_t> sliding_window,
+                                   bool last_only, double scale);
+
+}  // namespace unime::model
