@@ -40,7 +40,16 @@ endif()
 
 set(CMAKE_CUDA_ARCHITECTURES "${UNIME_CUDA_ARCHS}")
 set(CMAKE_CUDA_STANDARD 17)
+# torch loads the shared CUDA runtime; we link it explicitly (CUDA::cudart) rather than let CMake add
+# its static copy, which would keep state of its own next to torch's.
+set(CMAKE_CUDA_RUNTIME_LIBRARY None)
 enable_language(CUDA)
 find_package(CUDAToolkit REQUIRED)
+# CMake adds the library folders of nvcc's host compiler to every link that has CUDA objects. Seen on
+# a GPU machine: nvcc's host compiler folder held only libstdc++.a, so parts of libstdc++ were linked
+# statically into _C next to torch's shared libstdc++, and every ostream use in _C crashed. We link
+# the CUDA runtime explicitly (CUDA::cudart), so those folders and libraries are not needed.
+set(CMAKE_CUDA_IMPLICIT_LINK_DIRECTORIES "")
+set(CMAKE_CUDA_IMPLICIT_LINK_LIBRARIES "")
 set(UNIME_WITH_CUDA ON)
 message(STATUS "unime: CUDA kernels on (nvcc ${_nvcc_major}, archs ${UNIME_CUDA_ARCHS})")
