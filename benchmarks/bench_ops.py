@@ -1,0 +1,62 @@
+"""Op throughput: unime's registered ops against the plain-PyTorch maths they replace.
+
+    python benchmarks/bench_ops.py [--device cuda]
+
+rms_norm: torch.ops.unime.rms_norm (fused CUDA kernel / CPU kernel) vs the reference maths
+(tests/reference/rms_norm.py, what transformers' LlamaRMSNorm computes), on decoder-sized inputs.
+Prints GB/s of input read + output written, for each, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+import unime
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from reference.rms_norm import rms_norm as rms_norm_reference  # noqa: E402
+
+
+def timeit(fn, device: str, repeats: int = 20) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    print(f"device {args.device}; torch {torch.__version__}; unime {unime.__version__}")
+    print(f"{'rms_norm shape':<22}{'dtype':<10}{'unime GB/s':>12}{'reference GB/s':>16}{'ratio':>8}")
+    shapes = [(4096, 4096), (16384, 4096), (8192, 1024)] if args.device == "cuda" else [(2048, 4096), (4096, 1024)]
+    for shape in shapes:
+        for dtype in (torch.bfloat16, torch.float32):
+            x = torch.randn(shape, device=args.device, dtype=dtype)
+            w = torch.randn(shape[-1], device=args.device, dtype=dtype)
+            moved = 2 * x.numel() * x.element_size()
+            with torch.inference_mode():
+                t_ours = timeit(lambda: unime.ops.rms_norm(x, w, 1e-5), args.device)
+                t_ref = timeit(lambda: rms_norm_reference(x, w, 1e-5), args.device)
+            name = str(dtype).removeprefix("torch.")
+            print(f"{str(shape):<22}{name:<10}{moved / t_ours / 1e9:>12.1f}{moved / t_ref / 1e9:>16.1f}"
+                  f"{t_ref / t_ours:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
