@@ -105,3 +105,119 @@ if [ "$rc" != 0 ]; then
   exit "$rc"
 fi
 echo "run_fuzz: no crash in ${seconds}s"
+
+# ---- tokenizer (fuzz/tokenizer_fuzzer.cc): tokenizer.json loading, then encode/decode ----------
+# Same flags and failure rule as above; its own seeds/, corpus/ and artifacts/ under
+# OUTDIR/tokenizer. Reproduce with: OUTDIR/tokenizer_fuzzer OUTDIR/tokenizer/artifacts/<file>
+tok_binary="$outdir/tokenizer_fuzzer"
+tok_dir="$outdir/tokenizer"
+tok_sources=(fuzz/tokenizer_fuzzer.cc csrc/core/tokenizer/*.cc)
+mkdir -p "$tok_dir/seeds" "$tok_dir/corpus" "$tok_dir/artifacts"
+rebuild=0
+[ -x "$tok_binary" ] || rebuild=1
+for f in "${tok_sources[@]}" csrc/core/tokenizer/*.h csrc/core/errors.h "$0"; do
+  [ "$f" -nt "$tok_binary" ] && rebuild=1
+done
+if [ "$rebuild" = 1 ]; then
+  echo "run_fuzz: building $tok_binary"
+  (set -x; "$cxx" -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined \
+    -fno-sanitize-recover=undefined -Icsrc "${tok_sources[@]}" -o "$tok_binary")
+else
+  echo "run_fuzz: $tok_binary is up to date"
+fi
+
+echo "run_fuzz: writing tokenizer seeds to $tok_dir/seeds"
+python3 - "$tok_dir/seeds" <<'PY'
+# Texts for the fixed tokenizers (any first byte but '{'), and small tokenizer.json files ('{')
+# that use every supported component, for the loader.
+import json, os, sys
+
+out = sys.argv[1]
+texts = {
+    "ascii": "Hello world, it's 2024!\n\tab abc  ca e e",
+    "specials": "<s><img> ab<|u|>\n<|im_start|>the e e ca",
+    "scripts": "中文 日本語 한국어 العربية हिन्दी ไทย Русский e\u0301 \u1100\u1161",
+    "emoji": "👨‍👩‍👧 🇺🇸 ❤️ \u200d\ufeff",
+    "spaces": "   \n\n  \r\n\t x  ",
+}
+for name, text in texts.items():
+    with open(os.path.join(out, "text_" + name), "wb") as f:
+        f.write(text.encode())
+with open(os.path.join(out, "text_invalid_utf8"), "wb") as f:
+    f.write(b"ab\xff\xc3(\xed\xa0\x80\xf4\x90\x80\x80z")
+
+def added(content, i, special=True, normalized=False, lstrip=False, rstrip=False, single_word=False):
+    return dict(id=i, content=content, special=special, normalized=normalized, lstrip=lstrip,
+                rstrip=rstrip, single_word=single_word)
+
+vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "\u2581": 3, "a": 4, "b": 5, "ab": 6, "\u2581a": 7,
+         "<0x41>": 8, "c": 9, "abc": 10}
+merges = [["a", "b"], "\u2581 a", ["ab", "c"]]
+template = {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [], "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}}
+llama = {
+    "version": "1.0", "truncation": None, "padding": None,
+    "added_tokens": [added("<unk>", 0), added("<s>", 1), added("<x>", 11, lstrip=True, rstrip=True),
+                     added("ab c", 12, special=False, normalized=True, single_word=True)],
+    "normalizer": {"type": "Sequence", "normalizers": [
+        {"type": "Prepend", "prepend": "\u2581"},
+        {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}, {"type": "NFC"}]},
+    "pre_tokenizer": None,
+    "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "fuse_unk": True,
+              "byte_fallback": True, "ignore_merges": False, "vocab": vocab, "merges": merges},
+    "post_processor": template,
+    "decoder": {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+        {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+}
+metaspace = dict(llama, normalizer=None,
+                 pre_tokenizer={"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first",
+                                "split": True},
+                 decoder={"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first"},
+                 truncation={"max_length": 5, "direction": "Left", "strategy": "LongestFirst", "stride": 0})
+qwen_pattern = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+byte_vocab = {c: i for i, c in enumerate(["a", "b", "ab", "\u0120", "\u0120a"])}
+qwen = {
+    "added_tokens": [added("<|im_start|>", 5)],
+    "normalizer": {"type": "NFC"},
+    "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": qwen_pattern}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]},
+    "model": {"type": "BPE", "dropout": None, "unk_token": None, "vocab": byte_vocab,
+              "merges": [["a", "b"], ["\u0120", "a"]], "ignore_merges": True},
+    "post_processor": {"type": "Sequence", "processors": [{"type": "ByteLevel", "trim_offsets": False}]},
+    "decoder": {"type": "ByteLevel"},
+}
+gpt2 = dict(qwen, pre_tokenizer={"type": "ByteLevel", "add_prefix_space": True, "use_regex": True},
+            normalizer={"type": "Strip", "strip_left": True, "strip_right": False})
+for name, j in {"llama": llama, "metaspace": metaspace, "qwen": qwen, "gpt2": gpt2}.items():
+    with open(os.path.join(out, "json_" + name), "w", encoding="utf-8") as f:
+        json.dump(j, f, ensure_ascii=False)
+PY
+
+tok_dict="$tok_dir/tokenizer.dict"
+{
+  for token in '"type"' '"BPE"' '"vocab"' '"merges"' '"added_tokens"' '"content"' '"special"' \
+    '"normalized"' '"lstrip"' '"rstrip"' '"single_word"' '"normalizer"' '"pre_tokenizer"' \
+    '"post_processor"' '"decoder"' '"Sequence"' '"Prepend"' '"Replace"' '"NFC"' '"Metaspace"' \
+    '"Split"' '"ByteLevel"' '"TemplateProcessing"' '"ByteFallback"' '"Fuse"' '"Strip"' \
+    '"byte_fallback"' '"fuse_unk"' '"unk_token"' '"prepend_scheme"' '"behavior"' '"Isolated"' \
+    '"MergedWithNext"' '"Removed"' '"Contiguous"' '"truncation"' '"max_length"' '<s>' '<img>' \
+    '<|u|>' '<|im_start|>' '<0x41>' '\\u2581' '\\ud800' '\xE2\x96\x81' '2147483647' '-1'; do
+    printf '"%s"\n' "${token//\"/\\\"}"
+  done
+} >"$tok_dict"
+
+echo "run_fuzz: fuzzing the tokenizer for ${seconds}s (new inputs go to $tok_dir/corpus)"
+set +e
+"$tok_binary" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
+  -dict="$tok_dict" -artifact_prefix="$tok_dir/artifacts/" "$tok_dir/corpus" "$tok_dir/seeds"
+rc=$?
+set -e
+if [ "$rc" != 0 ]; then
+  echo "run_fuzz: tokenizer FAILED (exit $rc); crashing input(s) in $tok_dir/artifacts/" >&2
+  exit "$rc"
+fi
+echo "run_fuzz: tokenizer: no crash in ${seconds}s"

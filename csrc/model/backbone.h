@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <torch/nn/module.h>
 #include <vector>
@@ -15,15 +16,35 @@
 
 namespace unime::model {
 
+// One image of a batch, preprocessed for its backbone.
+struct ImageInput {
+  at::Tensor pixel_values;  // LLaVA-NeXT: (1 + tiles, 3, crop, crop) float, the base image first
+  int64_t height = 0;       // the original image's size, which fixes its tiling and token count
+  int64_t width = 0;
+};
+
+// Token ids of a batch and the images whose placeholder tokens they hold, in order of appearance
+// (row by row, left to right), each image's placeholder expanded to its token count.
+struct EncodeBatch {
+  at::Tensor input_ids;       // (B, L) int64
+  at::Tensor attention_mask;  // (B, L), nonzero = real token; left or right padding
+  std::vector<ImageInput> images;
+};
+
 class Backbone : public torch::nn::Module {
  public:
-  // The last hidden state after the final norm: (B, L, hidden_size).
-  virtual at::Tensor last_hidden_state(const at::Tensor& input_ids, const at::Tensor& attention_mask) const = 0;
+  // The last hidden state after the final norm: (B, L, hidden_size), on the padded batch, with
+  // transformers' positions (counted from column 0).
+  virtual at::Tensor last_hidden_state(const EncodeBatch& batch) const = 0;
   // The final-norm hidden state at each row's last real token: (B, hidden_size). Backbones compute
   // it without padding (packed sequences); it equals last_hidden_state() pooled, up to rounding.
-  virtual at::Tensor last_token_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask) const = 0;
+  virtual at::Tensor last_token_hidden(const EncodeBatch& batch) const = 0;
   virtual const WeightMap& weight_map() const = 0;
   virtual int64_t hidden_size() const = 0;
+  // The id of the image placeholder token and how many of them an image of this size takes;
+  // nullopt / an error for text-only backbones.
+  virtual std::optional<int64_t> image_token_id() const { return std::nullopt; }
+  virtual int64_t image_token_count(int64_t height, int64_t width) const;
 };
 
 using BackboneFactory = std::function<std::shared_ptr<Backbone>(const nlohmann::json& config, const std::string& source)>;

@@ -80,11 +80,18 @@ LoadReport load_module(torch::nn::Module& module, const WeightMap& map, const co
   std::set<std::string> used;
   std::vector<std::pair<at::Tensor, at::Tensor>> assignments;  // (parameter, loaded value)
   for (const auto& item : params) {
-    auto hf = map.to_hf(item.key());
-    if (!hf) throw std::logic_error("no weight-map rule for module parameter " + item.key());
-    auto found = checkpoint.find(*hf);
+    auto candidates = map.hf_candidates(item.key());
+    if (candidates.empty()) throw std::logic_error("no weight-map rule for module parameter " + item.key());
+    // The first layout the checkpoint uses (e.g. "language_model.model." or "model.language_model.").
+    const std::string* hf = &candidates.front();
+    core::CheckpointTensor found;
+    for (const auto& name : candidates)
+      if ((found = checkpoint.find(name))) {
+        hf = &name;
+        break;
+      }
     if (!found.info) {
-      missing.push_back(*hf);
+      missing.push_back(candidates.front());
       continue;
     }
     const auto& info = *found.info;
@@ -103,10 +110,16 @@ LoadReport load_module(torch::nn::Module& module, const WeightMap& map, const co
     throw MissingKeyError("checkpoint is missing " + std::to_string(missing.size()) + " tensor(s): " + list);
   }
   for (auto& [param, value] : assignments) param.set_data(value);
+  // Tensors the table knows but the module does not instantiate (vision layers past the one whose
+  // features are used) are ignored like the listed unneeded ones; anything else is unexpected.
+  std::set<std::string> module_paths;
+  for (const auto& item : params) module_paths.insert(item.key());
   LoadReport report;
   for (const auto& name : checkpoint.names()) {
     if (used.count(name)) continue;
-    (map.is_ignorable(name) ? report.ignored : report.unexpected).push_back(name);
+    auto module = map.to_module(name);
+    bool known_unused = map.is_ignorable(name) || (module && !module_paths.count(*module));
+    (known_unused ? report.ignored : report.unexpected).push_back(name);
   }
   return report;
 }

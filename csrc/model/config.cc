@@ -4,16 +4,30 @@
 
 #include "core/errors.h"
 #include "core/json_file.h"
+#include "model/config_defaults.h"
 
 namespace unime::model {
 
 using core::get_or;
 using core::get_required;
 
-DecoderConfig DecoderConfig::from_json(const nlohmann::json& json, const std::string& source) {
-  if (!json.is_object()) throw InvalidInputError(source + ": config must be a JSON object");
+nlohmann::json with_defaults(const nlohmann::json& config, const std::string& table) {
+  nlohmann::json out = config;
+  const auto& defaults = config_defaults();
+  if (auto it = defaults.find(table); it != defaults.end())
+    for (const auto& [key, value] : it->items())
+      if (!out.contains(key)) out[key] = value;
+  return out;
+}
+
+DecoderConfig DecoderConfig::from_json(const nlohmann::json& raw, const std::string& source) {
+  if (!raw.is_object()) throw InvalidInputError(source + ": config must be a JSON object");
   DecoderConfig c;
-  c.model_type = get_required<std::string>(json, "model_type", source);
+  c.model_type = get_required<std::string>(raw, "model_type", source);
+  if (c.model_type != "llama" && c.model_type != "mistral")
+    throw InvalidInputError(source + ": decoder model_type '" + c.model_type + "' is not supported (llama, mistral)");
+  // Keys the file omits take the defaults of that model type's config class, as in transformers.
+  const auto json = with_defaults(raw, c.model_type);
   c.vocab_size = get_required<int64_t>(json, "vocab_size", source);
   c.hidden_size = get_required<int64_t>(json, "hidden_size", source);
   c.intermediate_size = get_required<int64_t>(json, "intermediate_size", source);

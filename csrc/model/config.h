@@ -30,4 +30,8 @@ struct DecoderConfig {
   static DecoderConfig from_json(const nlohmann::json& json, const std::string& source);
 };
 
+// `config` with every key of config_defaults()[table] (model/config_defaults.h) that it lacks added.
+// A key present with value null stays null (transformers passes None: "derive" or "off").
+nlohmann::json with_defaults(const nlohmann::json& config, const std::string& table);
+
 }  // namespace unime::model

@@ -88,8 +88,10 @@ class Decoder : public torch::nn::Module {
   std::shared_ptr<RMSNorm> norm;
   std::vector<std::shared_ptr<DecoderLayer>> layers;
 
- private:
+  // input_ids: (B, L) int64/int32 inside the vocabulary; InvalidInputError naming the bad id otherwise.
   void check_input_ids(const at::Tensor& input_ids) const;
+
+ private:
   DecoderConfig config_;
   RotaryEmbedding rotary_;
 };

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/errors.h"
 #include "model/decoder_weight_map.h"
 
 namespace unime::model {
@@ -14,12 +15,22 @@ DecoderBackbone::DecoderBackbone(const DecoderConfig& config)
   decoder = register_module("decoder", std::make_shared<Decoder>(config));
 }
 
-at::Tensor DecoderBackbone::last_hidden_state(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
-  return decoder->forward(input_ids, attention_mask);
+namespace {
+void reject_images(const EncodeBatch& batch) {
+  if (!batch.images.empty())
+    throw InvalidInputError("this model is text-only (Llama/Mistral decoder) but the batch has " +
+                            std::to_string(batch.images.size()) + " image(s)");
+}
+}  // namespace
+
+at::Tensor DecoderBackbone::last_hidden_state(const EncodeBatch& batch) const {
+  reject_images(batch);
+  return decoder->forward(batch.input_ids, batch.attention_mask);
 }
 
-at::Tensor DecoderBackbone::last_token_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
-  return decoder->last_token_hidden(input_ids, attention_mask);
+at::Tensor DecoderBackbone::last_token_hidden(const EncodeBatch& batch) const {
+  reject_images(batch);
+  return decoder->last_token_hidden(batch.input_ids, batch.attention_mask);
 }
 
 std::shared_ptr<Backbone> make_decoder_backbone(const nlohmann::json& config, const std::string& source) {

@@ -9,8 +9,8 @@ namespace unime::model {
 class DecoderBackbone : public Backbone {
  public:
   explicit DecoderBackbone(const DecoderConfig& config);
-  at::Tensor last_hidden_state(const at::Tensor& input_ids, const at::Tensor& attention_mask) const override;
-  at::Tensor last_token_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask) const override;
+  at::Tensor last_hidden_state(const EncodeBatch& batch) const override;
+  at::Tensor last_token_hidden(const EncodeBatch& batch) const override;
   const WeightMap& weight_map() const override { return map_; }
   int64_t hidden_size() const override { return decoder->config().hidden_size; }
   std::shared_ptr<Decoder> decoder;

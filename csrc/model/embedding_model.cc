@@ -45,19 +45,25 @@ std::shared_ptr<EmbeddingModel> EmbeddingModel::load(const std::string& path, st
   return model;
 }
 
-at::Tensor EmbeddingModel::last_hidden_state(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
-  return backbone_->last_hidden_state(input_ids.to(device_), attention_mask.to(device_));
+namespace {
+EncodeBatch on_device(const EncodeBatch& batch, at::Device device) {
+  EncodeBatch out{batch.input_ids.to(device), batch.attention_mask.to(device), batch.images};
+  for (auto& image : out.images) image.pixel_values = image.pixel_values.to(device);
+  return out;
+}
+}  // namespace
+
+at::Tensor EmbeddingModel::last_hidden_state(const EncodeBatch& batch) const {
+  return backbone_->last_hidden_state(on_device(batch, device_));
 }
 
-at::Tensor EmbeddingModel::encode_ids(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool normalize,
-                                      bool packed) const {
-  auto ids = input_ids.to(device_);
-  auto mask = attention_mask.to(device_);
+at::Tensor EmbeddingModel::encode(const EncodeBatch& batch, bool normalize, bool packed) const {
+  auto b = on_device(batch, device_);
   if (!packed) {
-    last_token_indices(mask);  // a row without tokens is the caller's error, before any compute
-    return last_token_pool(backbone_->last_hidden_state(ids, mask), mask, normalize);
+    last_token_indices(b.attention_mask);  // a row without tokens is the caller's error, before any compute
+    return last_token_pool(backbone_->last_hidden_state(b), b.attention_mask, normalize);
   }
-  auto pooled = backbone_->last_token_hidden(ids, mask);
+  auto pooled = backbone_->last_token_hidden(b);
   return normalize ? l2_normalize(pooled) : pooled;
 }
 

@@ -21,14 +21,14 @@ class EmbeddingModel {
   static std::shared_ptr<EmbeddingModel> load(const std::string& path, std::optional<at::ScalarType> dtype,
                                               at::Device device);
 
-  // input_ids: (B, L) int64; attention_mask: (B, L), nonzero = real token, left or right padded.
+  // batch.input_ids: (B, L) int64; batch.attention_mask: (B, L), nonzero = real token, left or right padded.
   // Returns (B, hidden_size) in the model dtype: the last real token's final hidden state,
   // L2-normalised when `normalize`. Keeps the autograd graph when gradients are enabled.
   // packed (default): computed on the real tokens only (Backbone::last_token_hidden); false: on the
   // padded batch exactly as transformers does (positions counted from column 0), then pooled.
-  at::Tensor encode_ids(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool normalize,
-                        bool packed = true) const;
-  at::Tensor last_hidden_state(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
+  // batch.images: the images whose expanded placeholder tokens input_ids holds (multimodal backbones).
+  at::Tensor encode(const EncodeBatch& batch, bool normalize, bool packed = true) const;
+  at::Tensor last_hidden_state(const EncodeBatch& batch) const;
 
   const LoadReport& load_report() const { return report_; }
   const std::string& config_json() const { return config_json_; }  // config.json text as read
@@ -37,6 +37,7 @@ class EmbeddingModel {
   at::Device device() const { return device_; }
   int64_t hidden_size() const { return backbone_->hidden_size(); }
   Backbone& backbone() { return *backbone_; }
+  const Backbone& backbone() const { return *backbone_; }
 
  private:
   EmbeddingModel() = default;

@@ -4,6 +4,7 @@
 #include "core/errors.h"
 #include "model/backbone.h"
 #include "model/decoder_backbone.h"
+#include "model/llava_next.h"
 
 namespace unime::model {
 namespace {
@@ -12,11 +13,16 @@ const std::map<std::string, BackboneFactory>& factories() {
   static const std::map<std::string, BackboneFactory> table = {
       {"llama", make_decoder_backbone},
       {"mistral", make_decoder_backbone},
+      {"llava_next", make_llava_next_backbone},
   };
   return table;
 }
 
 }  // namespace
+
+int64_t Backbone::image_token_count(int64_t, int64_t) const {
+  throw InvalidInputError("this model takes no images (text-only backbone)");
+}
 
 std::vector<std::string> supported_model_types() {
   std::vector<std::string> out;

@@ -1,6 +1,7 @@
 #include "model/weight_map.h"
 
 #include <cctype>
+#include <stdexcept>
 
 namespace unime::model {
 
@@ -27,34 +28,57 @@ std::string substitute(const std::string& pattern, const std::string& layer) {
   if (at == std::string::npos) return pattern;
   return pattern.substr(0, at) + layer + pattern.substr(at + 3);
 }
-}  // namespace
 
-WeightMap::WeightMap(std::vector<WeightRule> rules, std::string hf_prefix, std::string module_prefix,
-                     std::vector<std::string> ignorable)
-    : rules_(std::move(rules)),
-      hf_prefix_(std::move(hf_prefix)),
-      module_prefix_(std::move(module_prefix)),
-      ignorable_(std::move(ignorable)) {}
+bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
 
-namespace {
-// Maps `name` (which must start with `from_prefix`) through the first rule whose `from` side matches.
-std::optional<std::string> translate(const std::vector<WeightRule>& rules, const std::string& name,
-                                     const std::string& from_prefix, const std::string& to_prefix, bool to_hf) {
-  if (name.compare(0, from_prefix.size(), from_prefix) != 0) return std::nullopt;
-  const auto rest = name.substr(from_prefix.size());
+// The HF pattern (below the prefix) of `module_path` in `section`, with the layer substituted.
+std::optional<std::string> hf_suffix(const WeightSection& section, const std::string& module_path) {
+  if (!starts_with(module_path, section.module_prefix)) return std::nullopt;
+  const auto rest = module_path.substr(section.module_prefix.size());
   std::string layer;
-  for (const auto& r : rules)
-    if (match_pattern(to_hf ? r.module : r.hf, rest, &layer)) return to_prefix + substitute(to_hf ? r.hf : r.module, layer);
+  for (const auto& r : section.rules)
+    if (match_pattern(r.module, rest, &layer)) return substitute(r.hf, layer);
   return std::nullopt;
 }
 }  // namespace
 
+WeightMap::WeightMap(std::vector<WeightRule> rules, std::string hf_prefix, std::string module_prefix,
+                     std::vector<std::string> ignorable)
+    : sections_{{std::move(rules), {std::move(hf_prefix)}, std::move(module_prefix)}},
+      ignorable_(std::move(ignorable)) {}
+
+WeightMap::WeightMap(std::vector<WeightSection> sections, std::vector<std::string> ignorable)
+    : sections_(std::move(sections)), ignorable_(std::move(ignorable)) {
+  for (const auto& s : sections_)
+    if (s.hf_prefixes.empty()) throw std::logic_error("weight-map section without an HF prefix");
+}
+
 std::optional<std::string> WeightMap::to_hf(const std::string& module_path) const {
-  return translate(rules_, module_path, module_prefix_, hf_prefix_, /*to_hf=*/true);
+  auto all = hf_candidates(module_path);
+  if (all.empty()) return std::nullopt;
+  return all.front();
+}
+
+std::vector<std::string> WeightMap::hf_candidates(const std::string& module_path) const {
+  for (const auto& section : sections_)
+    if (auto suffix = hf_suffix(section, module_path)) {
+      std::vector<std::string> out;
+      for (const auto& prefix : section.hf_prefixes) out.push_back(prefix + *suffix);
+      return out;
+    }
+  return {};
 }
 
 std::optional<std::string> WeightMap::to_module(const std::string& hf_name) const {
-  return translate(rules_, hf_name, hf_prefix_, module_prefix_, /*to_hf=*/false);
+  std::string layer;
+  for (const auto& section : sections_)
+    for (const auto& prefix : section.hf_prefixes) {
+      if (!starts_with(hf_name, prefix)) continue;
+      const auto rest = hf_name.substr(prefix.size());
+      for (const auto& r : section.rules)
+        if (match_pattern(r.hf, rest, &layer)) return section.module_prefix + substitute(r.module, layer);
+    }
+  return std::nullopt;
 }
 
 bool WeightMap::is_ignorable(const std::string& hf_name) const {
@@ -65,7 +89,8 @@ bool WeightMap::is_ignorable(const std::string& hf_name) const {
 
 WeightMap WeightMap::with_prefixes(std::string hf_prefix, std::string module_prefix,
                                    std::vector<std::string> ignorable) const {
-  return WeightMap(rules_, std::move(hf_prefix), std::move(module_prefix), std::move(ignorable));
+  if (sections_.size() != 1) throw std::logic_error("with_prefixes needs a single-section weight map");
+  return WeightMap(rules(), std::move(hf_prefix), std::move(module_prefix), std::move(ignorable));
 }
 
 }  // namespace unime::model

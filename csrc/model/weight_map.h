@@ -1,11 +1,12 @@
 // A table between Hugging Face checkpoint tensor names and unime module parameter paths.
 //
-// Each rule pairs an HF pattern with a module pattern; "{L}" stands for a layer number and must
-// appear in both. Prefixes are prepended to every pattern on each side (HF: "model." for
-// LlamaForCausalLM, "language_model.model." for LLaVA; module: the submodule's path, e.g.
-// "decoder."), so one table serves every wrapper of a component.
-// Names the model does not need (lm_head, rotary inv_freq buffers) are listed as ignorable so
-// that they are reported separately from truly unexpected tensors.
+// A map has sections; each pairs a rule table with prefixes. A rule pairs an HF pattern with a
+// module pattern, "{L}" standing for a layer number on both sides. A section's module prefix is the
+// submodule's path ("decoder."); its HF prefixes are the places that component is stored in the
+// checkpoints we accept, the first being canonical: "language_model.model." (transformers <= 4.51
+// LLaVA) and "model.language_model." (newer) for the same decoder. One table thus serves every
+// wrapper and layout of a component. Names the model does not need (lm_head, rotary inv_freq
+// buffers) are listed as ignorable so that they are reported apart from truly unexpected tensors.
 #pragma once
 
 #include <optional>
@@ -19,27 +20,37 @@ struct WeightRule {
   std::string module;  // e.g. "layers.{L}.self_attn.q_proj.weight"
 };
 
+struct WeightSection {
+  std::vector<WeightRule> rules;
+  std::vector<std::string> hf_prefixes;  // alternatives, canonical first; at least one (may be "")
+  std::string module_prefix;
+};
+
 class WeightMap {
  public:
+  // A single-section map.
   WeightMap(std::vector<WeightRule> rules, std::string hf_prefix = "", std::string module_prefix = "",
             std::vector<std::string> ignorable = {});
+  WeightMap(std::vector<WeightSection> sections, std::vector<std::string> ignorable);
 
-  // Maps a module parameter path to its HF name, or nullopt when no rule matches.
+  // The canonical HF name of a module parameter, or nullopt when no rule matches.
   std::optional<std::string> to_hf(const std::string& module_path) const;
-  // Maps an HF tensor name to the module parameter path, or nullopt when no rule matches.
+  // Every HF name the parameter may have, canonical first (one per HF prefix of its section).
+  std::vector<std::string> hf_candidates(const std::string& module_path) const;
+  // The module parameter path of an HF tensor name under any accepted prefix, or nullopt.
   std::optional<std::string> to_module(const std::string& hf_name) const;
-  // True for HF names that are known and deliberately not loaded (full names, with prefix rules).
+  // True for HF names that are known and deliberately not loaded (full names; may contain {L}).
   bool is_ignorable(const std::string& hf_name) const;
 
-  // The same rules under other prefixes, with that wrapper's own ignorable names.
+  // A single-section map's rules under other prefixes, with that wrapper's own ignorable names.
   WeightMap with_prefixes(std::string hf_prefix, std::string module_prefix, std::vector<std::string> ignorable) const;
-  // Every rule, for tests that walk the table in both directions.
-  const std::vector<WeightRule>& rules() const { return rules_; }
+  // The first section's rules, for tests that walk a table in both directions.
+  const std::vector<WeightRule>& rules() const { return sections_.front().rules; }
+  const std::vector<WeightSection>& sections() const { return sections_; }
 
  private:
-  std::vector<WeightRule> rules_;
-  std::string hf_prefix_, module_prefix_;
-  std::vector<std::string> ignorable_;  // full-name patterns, may contain {L}
+  std::vector<WeightSection> sections_;
+  std::vector<std::string> ignorable_;
 };
 
 // Matches `name` against `pattern` where "{L}" matches a run of decimal digits; on success stores

@@ -7,6 +7,13 @@
 
 TORCH_LIBRARY(unime, m) {
   m.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
+  m.def("similarity_kl(Tensor student, Tensor teacher, float temperature=0.05, str direction=\"student_teacher\", "
+        "str reduction=\"sum\") -> Tensor");
+  m.def("hard_negative_infonce(Tensor query, Tensor candidate, Tensor? negatives=None, int k=8, float beta=0.1, "
+        "float temperature=0.02, bool all_in_batch=False) -> (Tensor, Tensor)");
+  m.def("judge_alignment(Tensor query, Tensor candidates, Tensor judge_scores, float temperature=0.02) -> Tensor");
+  m.def("mine_hard_negatives(Tensor query, Tensor corpus, int k, Tensor? max_score=None, Tensor? exclude=None, "
+        "Tensor? query_ids=None, Tensor? corpus_ids=None, int index_offset=0, int chunk_size=8192) -> (Tensor, Tensor)");
 }
 
 namespace unime::ops {
@@ -14,6 +21,41 @@ namespace unime::ops {
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("unime::rms_norm", "").typed<decltype(rms_norm)>();
   return op.call(x, weight, eps);
+}
+
+at::Tensor similarity_kl(const at::Tensor& student, const at::Tensor& teacher, double temperature,
+                         c10::string_view direction, c10::string_view reduction) {
+  static auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("unime::similarity_kl", "").typed<decltype(similarity_kl)>();
+  return op.call(student, teacher, temperature, direction, reduction);
+}
+
+std::tuple<at::Tensor, at::Tensor> hard_negative_infonce(const at::Tensor& query, const at::Tensor& candidate,
+                                                         const std::optional<at::Tensor>& negatives, int64_t k,
+                                                         double beta, double temperature, bool all_in_batch) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("unime::hard_negative_infonce", "")
+                       .typed<decltype(hard_negative_infonce)>();
+  return op.call(query, candidate, negatives, k, beta, temperature, all_in_batch);
+}
+
+at::Tensor judge_alignment(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
+                           double temperature) {
+  static auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("unime::judge_alignment", "").typed<decltype(judge_alignment)>();
+  return op.call(query, candidates, judge_scores, temperature);
+}
+
+std::tuple<at::Tensor, at::Tensor> mine_hard_negatives(const at::Tensor& query, const at::Tensor& corpus, int64_t k,
+                                                       const std::optional<at::Tensor>& max_score,
+                                                       const std::optional<at::Tensor>& exclude,
+                                                       const std::optional<at::Tensor>& query_ids,
+                                                       const std::optional<at::Tensor>& corpus_ids,
+                                                       int64_t index_offset, int64_t chunk_size) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("unime::mine_hard_negatives", "")
+                       .typed<decltype(mine_hard_negatives)>();
+  return op.call(query, corpus, k, max_score, exclude, query_ids, corpus_ids, index_offset, chunk_size);
 }
 
 }  // namespace unime::ops

@@ -4,6 +4,16 @@
 
 namespace unime::python {
 
+namespace {
+using ImageArg = std::tuple<at::Tensor, int64_t, int64_t>;  // (pixel_values, height, width)
+
+model::EncodeBatch make_batch(const at::Tensor& ids, const at::Tensor& mask, const std::vector<ImageArg>& images) {
+  model::EncodeBatch batch{ids, mask, {}};
+  for (const auto& [pixels, h, w] : images) batch.images.push_back({pixels, h, w});
+  return batch;
+}
+}  // namespace
+
 void bind_model(py::module_& m) {
   using model::EmbeddingModel;
   py::class_<EmbeddingModel, std::shared_ptr<EmbeddingModel>>(m, "EmbeddingModel")
@@ -18,10 +28,24 @@ void bind_model(py::module_& m) {
           },
           py::arg("path"), py::arg("dtype") = py::none(), py::arg("device") = "cpu",
           "Load a Hugging Face checkpoint directory. dtype: None = config.json's torch_dtype.")
-      .def("encode_ids", &EmbeddingModel::encode_ids, py::arg("input_ids"), py::arg("attention_mask"),
-           py::arg("normalize") = true, py::arg("packed") = true, py::call_guard<py::gil_scoped_release>())
-      .def("last_hidden_state", &EmbeddingModel::last_hidden_state, py::arg("input_ids"), py::arg("attention_mask"),
-           py::call_guard<py::gil_scoped_release>())
+      .def(
+          "encode",
+          [](const EmbeddingModel& m, const at::Tensor& ids, const at::Tensor& mask, const std::vector<ImageArg>& images,
+             bool normalize, bool packed) { return m.encode(make_batch(ids, mask, images), normalize, packed); },
+          py::arg("input_ids"), py::arg("attention_mask"), py::arg("images") = std::vector<ImageArg>{},
+          py::arg("normalize") = true, py::arg("packed") = true, py::call_guard<py::gil_scoped_release>(),
+          "images: [(pixel_values, height, width)] in placeholder order")
+      .def(
+          "last_hidden_state",
+          [](const EmbeddingModel& m, const at::Tensor& ids, const at::Tensor& mask, const std::vector<ImageArg>& images) {
+            return m.last_hidden_state(make_batch(ids, mask, images));
+          },
+          py::arg("input_ids"), py::arg("attention_mask"), py::arg("images") = std::vector<ImageArg>{},
+          py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("image_token_id", [](const EmbeddingModel& m) { return m.backbone().image_token_id(); })
+      .def("image_token_count", [](const EmbeddingModel& m, int64_t h, int64_t w) {
+        return m.backbone().image_token_count(h, w);
+      })
       .def_property_readonly("ignored_tensors", [](const EmbeddingModel& m) { return m.load_report().ignored; })
       .def_property_readonly("unexpected_tensors", [](const EmbeddingModel& m) { return m.load_report().unexpected; })
       .def_property_readonly("config_json", &EmbeddingModel::config_json)

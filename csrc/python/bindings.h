@@ -10,5 +10,8 @@ namespace py = pybind11;
 void register_error_translators(py::module_& m);
 void bind_model(py::module_& m);
 void bind_checkpoint(py::module_& m);
+void bind_tokenizer(py::module_& m);
+void bind_image(py::module_& m);
+void bind_prompt(py::module_& m);
 
 }  // namespace unime::python

@@ -13,4 +13,7 @@ PYBIND11_MODULE(_C, m) {
   unime::python::register_error_translators(m);
   unime::python::bind_model(m);
   unime::python::bind_checkpoint(m);
+  unime::python::bind_tokenizer(m);
+  unime::python::bind_image(m);
+  unime::python::bind_prompt(m);
 }

@@ -11,6 +11,10 @@ from . import _C  # noqa: E402  (after the torch check on purpose)
 from . import ops  # noqa: E402
 from .model import Model  # noqa: E402
 from .checkpoint import load_safetensors, save_safetensors  # noqa: E402
+from .tokenizer import Tokenizer  # noqa: E402
+from . import images  # noqa: E402
+from .images import load_image, load_images  # noqa: E402
+from .encode import encode  # noqa: E402
 
 __version__ = _C.__version__
-__all__ = ["Model", "load_safetensors", "save_safetensors", "ops", "__version__"]
+__all__ = ["Model", "encode", "Tokenizer", "load_safetensors", "save_safetensors", "ops", "images", "load_image", "load_images", "__version__"]

@@ -10,6 +10,7 @@ import torch
 
 from . import _C
 from .hub import resolve_model_path
+from .tokenizer import Tokenizer
 
 
 def _dtype_name(dtype: torch.dtype | str | None) -> str | None:
@@ -36,6 +37,13 @@ class Model:
     def __init__(self, core: _C.EmbeddingModel, path: str):
         self._core = core
         self.path = path
+        tokenizer_path = os.path.join(path, "tokenizer.json")
+        # The tokenizer and image configuration that ship with the checkpoint, when they do.
+        self.tokenizer: Tokenizer | None = Tokenizer.from_file(tokenizer_path) if os.path.exists(tokenizer_path) else None
+        self.image_config = None
+        if core.image_token_id is not None:
+            pre = os.path.join(path, "preprocessor_config.json")
+            self.image_config = _C.LlavaNextImageConfig(pre if os.path.exists(pre) else os.path.join(path, "config.json"))
 
     @classmethod
     def from_pretrained(
@@ -71,14 +79,18 @@ class Model:
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         *,
+        images: list[tuple[torch.Tensor, int, int]] | None = None,
         normalize: bool = True,
         packed: bool = True,
     ) -> torch.Tensor:
-        """Embeds token ids.
+        """Embeds token ids (and the images whose placeholder tokens they hold).
 
         Args:
             input_ids: (B, L) integer token ids, left or right padded.
             attention_mask: (B, L), 1 for real tokens, 0 for padding; all ones when omitted.
+            images: for multimodal models, ``(pixel_values, height, width)`` per image in the order
+                their placeholders appear (row by row), each placeholder already expanded to
+                ``image_token_count(height, width)`` copies of ``image_token_id``.
             normalize: L2-normalise the pooled vectors.
             packed: compute on the real tokens only (default; no work on padding, the last layer
                 only for the last tokens). False runs the padded batch exactly as transformers
@@ -93,14 +105,35 @@ class Model:
             raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}; use ids[None]")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        return self._core.encode_ids(input_ids.long(), torch.as_tensor(attention_mask), normalize, packed)
+        return self._core.encode(input_ids.long(), torch.as_tensor(attention_mask), list(images or []), normalize, packed)
 
-    def last_hidden_state(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def last_hidden_state(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        images: list[tuple[torch.Tensor, int, int]] | None = None,
+    ) -> torch.Tensor:
         """(B, L, hidden_size): the decoder's output after the final norm (HF's hidden_states[-1])."""
         input_ids = torch.as_tensor(input_ids)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        return self._core.last_hidden_state(input_ids.long(), torch.as_tensor(attention_mask))
+        return self._core.last_hidden_state(input_ids.long(), torch.as_tensor(attention_mask), list(images or []))
+
+    @property
+    def image_token_id(self) -> int | None:
+        """The id of the image placeholder token; None for text-only models."""
+        return self._core.image_token_id
+
+    def image_token_count(self, height: int, width: int) -> int:
+        """How many placeholder tokens an image of this size takes (its feature count)."""
+        return self._core.image_token_count(height, width)
+
+    def encode(self, texts=None, images=None, **kwargs):
+        """unime.encode(self, texts, images, ...): see unime.encode for the arguments."""
+        from .encode import encode
+
+        return encode(self, texts, images, **kwargs)
 
     @property
     def config(self) -> dict:

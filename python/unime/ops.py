@@ -22,3 +22,140 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
         eps: added to the mean square.
     """
     return torch.ops.unime.rms_norm(x, weight, eps)
+
+
+# ---- UniME objectives and the hard-negative miner (docs/losses.md) ------------------------------
+
+
+def similarity_kl(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float = 0.05,
+    direction: str = "student_teacher",
+    reduction: str = "sum",
+) -> torch.Tensor:
+    """UniME stage 1: KL between the row-softmaxes of in-batch similarity matrices (Eq. 2).
+
+    ``P = softmax(student @ student.T / temperature, -1)``, ``Q`` likewise for the teacher; the
+    embedding dims may differ. ``direction``: "student_teacher" = KL(P||Q) as the paper writes it,
+    "teacher_student" = KL(Q||P) (F.kl_div's), "symmetric" = their mean. ``reduction``: "sum" over
+    rows (the paper's sum) or "mean". The paper gives no temperature: 0.05 is E5-V's.
+
+    Args:
+        student: (n, ds) L2-normalised student embeddings (gradients flow).
+        teacher: (n, dt) L2-normalised teacher embeddings (usually offline, no grad).
+    Returns a 0-d tensor in student's dtype (computed in fp32; fp64 for fp64).
+    """
+    return torch.ops.unime.similarity_kl(student, teacher, temperature, direction, reduction)
+
+
+def hard_negative_infonce(
+    query: torch.Tensor,
+    candidate: torch.Tensor,
+    negatives: torch.Tensor | None = None,
+    k: int = 8,
+    beta: float = 0.1,
+    temperature: float = 0.02,
+    all_in_batch: bool = False,
+    return_indices: bool = False,
+):
+    """UniME stage 2: InfoNCE over [positive, k hard negatives] with the false-negative filter.
+
+    ``S = query @ candidate.T``; for query i, candidates with ``S_ij > S_ii + beta`` are dropped as
+    likely false negatives, then the k highest survivors (ties: lower index) join the positive in
+    ``CE([S_ii, S_i,n1..nk] / temperature, 0)``, averaged over the batch. Fewer than k survivors:
+    only those are used (no duplication). ``all_in_batch=True`` puts every survivor in the
+    denominator (VLM2Vec with ``beta=inf``). ``negatives`` (B, m, d) are explicit per-query
+    negatives, always in the denominator, unfiltered.
+
+    Args:
+        query: (B, d) L2-normalised queries (the global batch: see unime.distributed).
+        candidate: (N >= B, d); candidate[i] is query i's positive, the rest are extra negatives.
+    Returns the 0-d loss, and with ``return_indices`` also the (B, k) int64 hard negatives used
+    (-1 where fewer survived; (B, 0) with all_in_batch).
+    """
+    loss, picked = torch.ops.unime.hard_negative_infonce(query, candidate, negatives, k, beta, temperature, all_in_batch)
+    return (loss, picked) if return_indices else loss
+
+
+def judge_alignment(
+    query: torch.Tensor, candidates: torch.Tensor, judge_scores: torch.Tensor, temperature: float = 0.02
+) -> torch.Tensor:
+    """UniME-V2: ``(KL(T||P) + KL(P||T)) / 2`` batch mean, P = softmax(cos / tau), T = softmax(judge / tau).
+
+    Args:
+        query: (B, d) L2-normalised.
+        candidates: (B, 1 + k, d) L2-normalised, the positive first.
+        judge_scores: (B, 1 + k) the MLLM judge's scores of the same candidates.
+    Exact log-softmax (the released code's log(x + 1e-8) is not copied). Returns 0-d, query's dtype.
+    """
+    return torch.ops.unime.judge_alignment(query, candidates, judge_scores, temperature)
+
+
+def mine_hard_negatives(
+    query: torch.Tensor,
+    corpus: torch.Tensor,
+    k: int,
+    *,
+    positive: torch.Tensor | None = None,
+    beta: float | None = None,
+    max_score: torch.Tensor | None = None,
+    exclude: torch.Tensor | None = None,
+    query_ids: torch.Tensor | None = None,
+    corpus_ids: torch.Tensor | None = None,
+    index_offset: int = 0,
+    chunk_size: int = 8192,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k corpus items per query, excluding positives, same-id duplicates and likely false negatives.
+
+    Scores are ``query @ corpus.T`` made one (query block x ``chunk_size``) tile at a time, so Q x N
+    scores never exist at once.
+
+    Args:
+        query: (Q, d), corpus: (N, d) same dtype and device.
+        positive: (Q,) or (Q, p) int64 global corpus indices of each query's positives (-1 = none):
+            never returned; with ``beta``, items scoring above ``score(positive[:, 0]) + beta`` are
+            dropped too (UniME's false-negative filter).
+        max_score: (Q,) explicit per-query ceiling instead (items with score > ceiling are dropped).
+        exclude: (Q, m) int64 more global indices to skip.
+        query_ids, corpus_ids: (Q,), (N,) int64; corpus j is skipped when its id equals the query's.
+        index_offset: global index of corpus row 0 (for streaming a corpus in pieces).
+    Returns (indices (Q, k) int64, scores (Q, k) float32 [float64 for float64]) sorted by score
+    descending, ties by lower index, padded with -1 / -inf when fewer than k survive.
+    """
+    if positive is not None:
+        positive = positive.reshape(positive.shape[0], -1)
+        exclude = positive if exclude is None else torch.cat([positive, exclude], 1)
+        if beta is not None and max_score is None:
+            first = positive[:, 0]
+            local = (first - index_offset).clamp(0, corpus.shape[0] - 1)
+            compute = torch.float64 if query.dtype == torch.float64 else torch.float32
+            pos_score = (query.to(compute) * corpus[local].to(compute)).sum(-1)
+            max_score = torch.where(first >= 0, pos_score + beta, torch.full_like(pos_score, float("inf")))
+    return torch.ops.unime.mine_hard_negatives(
+        query, corpus, k, max_score, exclude, query_ids, corpus_ids, index_offset, chunk_size
+    )
+
+
+def mine_hard_negatives_streaming(query: torch.Tensor, corpus_pieces, k: int, **kwargs):
+    """``mine_hard_negatives`` over a corpus given as an iterable of (n_i, d) pieces (e.g. memory-mapped
+    shards larger than memory together). Pieces are numbered consecutively from 0; ``max_score``,
+    ``exclude`` and ids (``corpus_ids`` as an iterable of per-piece tensors) work as above. Give
+    ``max_score`` rather than ``positive`` + ``beta``: the positive may sit in a later piece."""
+    corpus_ids = kwargs.pop("corpus_ids", None)
+    id_pieces = iter(corpus_ids) if corpus_ids is not None else None
+    best_idx = best_score = None
+    offset = 0
+    for piece in corpus_pieces:
+        ids = next(id_pieces) if id_pieces is not None else None
+        idx, score = mine_hard_negatives(query, piece, k, index_offset=offset, corpus_ids=ids, **kwargs)
+        offset += piece.shape[0]
+        if best_idx is None:
+            best_idx, best_score = idx, score
+            continue
+        # Earlier pieces hold lower indices: a stable descending sort keeps ties in index order.
+        all_score = torch.cat([best_score, score], 1)
+        all_idx = torch.cat([best_idx, idx], 1)
+        order = torch.sort(all_score, dim=1, descending=True, stable=True).indices[:, :k]
+        best_score, best_idx = all_score.gather(1, order), all_idx.gather(1, order)
+    return best_idx, best_score

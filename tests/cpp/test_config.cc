@@ -29,11 +29,16 @@ TEST(DecoderConfig, ReadsMistral) {
 
 TEST(DecoderConfig, Defaults) {
   auto j = mistral();
+  j["model_type"] = "llama";
   j.erase("num_key_value_heads");
   j["sliding_window"] = nullptr;
   auto c = DecoderConfig::from_json(j, "config.json");
-  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_EQ(c.num_key_value_heads, 4);  // Llama: derived from num_attention_heads
   EXPECT_FALSE(c.sliding_window.has_value());
+  j = mistral();
+  j.erase("num_key_value_heads");
+  // Mistral's default is 8 key/value heads, which 4 query heads cannot share: refused, not guessed.
+  EXPECT_THROW(DecoderConfig::from_json(j, "config.json"), unime::InvalidInputError);
 }
 
 TEST(DecoderConfig, Rejections) {
@@ -61,8 +66,30 @@ TEST(DecoderConfig, Rejections) {
   j["num_hidden_layers"] = "2";
   expect_invalid(j, "num_hidden_layers");
   j = mistral();
-  j.erase("vocab_size");
+  j.erase("model_type");
   EXPECT_THROW(DecoderConfig::from_json(j, "cfg.json"), unime::MissingKeyError);
+}
+
+// Omitted keys take the defaults of the model type's transformers config class (4.48.3), and
+// derived ones (head_dim, Llama's num_key_value_heads) are derived from what is there.
+TEST(DecoderConfig, OmittedKeysTakeTheModelTypesDefaults) {
+  auto m = DecoderConfig::from_json(nlohmann::json{{"model_type", "mistral"}}, "cfg.json");
+  EXPECT_EQ(m.vocab_size, 32000);
+  EXPECT_EQ(m.intermediate_size, 14336);
+  EXPECT_EQ(m.num_key_value_heads, 8);
+  EXPECT_EQ(m.head_dim, 128);
+  ASSERT_TRUE(m.sliding_window.has_value());
+  EXPECT_EQ(*m.sliding_window, 4096);
+  auto l = DecoderConfig::from_json(nlohmann::json{{"model_type", "llama"}, {"hidden_size", 64},
+                                                   {"num_attention_heads", 4}},
+                                    "cfg.json");
+  EXPECT_EQ(l.intermediate_size, 11008);
+  EXPECT_EQ(l.num_key_value_heads, 4);  // derived: equals num_attention_heads
+  EXPECT_EQ(l.head_dim, 16);            // derived: hidden_size / num_attention_heads
+  EXPECT_FALSE(l.sliding_window.has_value());
+  auto explicit_null = DecoderConfig::from_json(nlohmann::json{{"model_type", "mistral"}, {"sliding_window", nullptr}},
+                                                "cfg.json");
+  EXPECT_FALSE(explicit_null.sliding_window.has_value());  // null means off, not "use the default"
 }
 
 TEST(Registry, UnknownModelTypeListsSupported) {

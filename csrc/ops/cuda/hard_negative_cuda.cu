@@ -1,0 +1,215 @@
+// Hard-negative selection on CUDA: the miner's fold of a score tile into the running top-k, and the
+// fused per-row forward of hard_negative_infonce. Scores come from cuBLAS (ATen mm in the shared op
+// bodies of csrc/ops/cpu/); these kernels apply the exclusion rules, select and reduce in one kernel.
+//
+// Selection: one block per row takes k rounds; round t picks, by a block-wide arg-best, the best
+// candidate strictly after round t-1's pick in the total order (score desc, global index asc).
+// Nothing is marked or sorted, ties resolve by index exactly as on CPU, and the running top-k of
+// earlier tiles simply joins the candidates. Cost k x cols reads per row, which is small for the
+// k (<= 64) this is used with next to the matmul that made the tile.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "ops/cpu/loss_kernels.h"
+#include "ops/ops.h"
+
+namespace unime::ops {
+namespace {
+
+constexpr int kThreads = 256;
+
+template <typename T>
+struct Pick {
+  T score;
+  int64_t index;  // -1: no candidate
+};
+
+template <typename T>
+__device__ bool better(const Pick<T>& a, const Pick<T>& b) {
+  return a.index >= 0 && (b.index < 0 || a.score > b.score || (a.score == b.score && a.index < b.index));
+}
+
+// Block-wide arg-best of every thread's candidate; all threads receive the winner.
+template <typename T>
+__device__ Pick<T> block_best(Pick<T> p, Pick<T>* shared) {
+  for (int offset = 16; offset > 0; offset /= 2) {
+    Pick<T> o{__shfl_xor_sync(0xffffffff, p.score, offset), __shfl_xor_sync(0xffffffff, p.index, offset)};
+    if (better(o, p)) p = o;
+  }
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __syncthreads();  // shared[] may still be read from the previous call
+  if (lane == 0) shared[warp] = p;
+  __syncthreads();
+  Pick<T> best = shared[0];
+  for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w)
+    if (better(shared[w], best)) best = shared[w];
+  return best;
+}
+
+// Selects up to k picks from row[0..cols) (global index = index_base + j, kept where allowed(j, v))
+// and the optional previous picks prev_*[0..k) into out_*[0..k) (shared), -1/-inf padded.
+template <typename T, typename Allowed>
+__device__ void select_top_k(const T* row, int64_t cols, int64_t index_base, Allowed allowed, const T* prev_score,
+                             const int64_t* prev_index, int64_t k, T* out_score, int64_t* out_index,
+                             Pick<T>* shared) {
+  Pick<T> last{INFINITY, -1};
+  for (int64_t t = 0; t < k; ++t) {
+    const bool first = t == 0 || last.index < 0;
+    Pick<T> mine{-INFINITY, -1};
+    auto consider = [&](T v, int64_t g) {
+      const bool after_last = first || v < last.score || (v == last.score && g > last.index);
+      Pick<T> c{v, g};
+      if (after_last && better(c, mine)) mine = c;
+    };
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const T v = row[j];
+      if (allowed(j, v)) consider(v, index_base + j);
+    }
+    if (prev_index != nullptr)
+      for (int64_t e = threadIdx.x; e < k; e += blockDim.x)
+        if (prev_index[e] >= 0) consider(prev_score[e], prev_index[e]);
+    last = block_best(mine, shared);
+    if (threadIdx.x == 0) {
+      out_score[t] = last.index >= 0 ? last.score : T(-INFINITY);
+      out_index[t] = last.index;
+    }
+    if (last.index < 0) {  // nothing left: pad the rest
+      for (int64_t e = t + 1 + threadIdx.x; e < k; e += blockDim.x) out_score[e] = -INFINITY, out_index[e] = -1;
+      break;
+    }
+  }
+  __syncthreads();
+}
+
+// scores: (R, cols) tile; best_*: (Q, k) running result, rows row_begin.. updated in place.
+template <typename T>
+__global__ void top_k_update_kernel(const T* __restrict__ scores, int64_t cols, int64_t row_begin, int64_t col_begin,
+                                    int64_t index_offset, const T* ceiling, const int64_t* exclude, int64_t m,
+                                    const int64_t* query_ids, const int64_t* corpus_ids, int64_t* best_index,
+                                    T* best_score, int64_t k) {
+  extern __shared__ unsigned char smem[];
+  auto* picks_index = reinterpret_cast<int64_t*>(smem);
+  auto* picks_score = reinterpret_cast<T*>(picks_index + k);
+  __shared__ Pick<T> shared[kThreads / 32];
+  const int64_t q = row_begin + blockIdx.x;
+  const T limit = ceiling != nullptr ? ceiling[q] : T(INFINITY);
+  const int64_t qid = query_ids != nullptr ? query_ids[q] : 0;
+  const int64_t* ex = exclude + q * m;
+  auto allowed = [&](int64_t j, T v) {
+    if (v > limit) return false;
+    if (query_ids != nullptr && corpus_ids[col_begin + j] == qid) return false;
+    const int64_t g = index_offset + col_begin + j;
+    for (int64_t e = 0; e < m; ++e)
+      if (ex[e] == g) return false;
+    return true;
+  };
+  select_top_k(scores + blockIdx.x * cols, cols, index_offset + col_begin, allowed, best_score + q * k,
+               best_index + q * k, k, picks_score, picks_index, shared);
+  for (int64_t e = threadIdx.x; e < k; e += blockDim.x) {
+    best_score[q * k + e] = picks_score[e];
+    best_index[q * k + e] = picks_index[e];
+  }
+}
+
+// scores: (B, N), positive of row i at column i; explicit_logits: (B, m). One block per row.
+template <typename T>
+__global__ void infonce_rows_kernel(const T* __restrict__ scores, int64_t cols, const T* __restrict__ explicit_logits,
+                                    int64_t m, int64_t k, T beta, T inv_tau, bool all_in_batch, T* loss,
+                                    int64_t* picked) {
+  extern __shared__ unsigned char smem[];
+  auto* picks_index = reinterpret_cast<int64_t*>(smem);
+  auto* picks_score = reinterpret_cast<T*>(picks_index + k);
+  __shared__ Pick<T> shared[kThreads / 32];
+  __shared__ T partial[kThreads / 32];
+  const int64_t i = blockIdx.x;
+  const T* row = scores + i * cols;
+  const T* ex = explicit_logits + i * m;
+  const T pos = row[i];
+  const T limit = pos + beta;  // the false-negative filter: S_ij > S_ii + beta is dropped
+  auto allowed = [&](int64_t j, T v) { return j != i && !(v > limit); };
+  if (!all_in_batch && k > 0)
+    select_top_k<T>(row, cols, 0, allowed, nullptr, nullptr, k, picks_score, picks_index, shared);
+  // Maximum logit, then the shifted sum of exponentials, over [pos, negatives, explicit].
+  auto block_reduce = [&](T v, bool take_max) {
+    for (int offset = 16; offset > 0; offset /= 2) {
+      const T o = __shfl_xor_sync(0xffffffff, v, offset);
+      v = take_max ? max(v, o) : v + o;
+    }
+    __syncthreads();
+    if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
+    __syncthreads();
+    T r = partial[0];
+    for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w) r = take_max ? max(r, partial[w]) : r + partial[w];
+    return r;
+  };
+  const int64_t kept = all_in_batch ? 0 : k;
+  T mx = pos;
+  for (int64_t t = threadIdx.x; t < m; t += blockDim.x) mx = max(mx, ex[t]);
+  for (int64_t t = threadIdx.x; t < kept; t += blockDim.x)
+    if (picks_index[t] >= 0) mx = max(mx, picks_score[t]);
+  if (all_in_batch)
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+      if (allowed(j, row[j])) mx = max(mx, row[j]);
+  mx = block_reduce(mx, true);
+  T sum = threadIdx.x == 0 ? exp((pos - mx) * inv_tau) : T(0);
+  for (int64_t t = threadIdx.x; t < m; t += blockDim.x) sum += exp((ex[t] - mx) * inv_tau);
+  for (int64_t t = threadIdx.x; t < kept; t += blockDim.x)
+    if (picks_index[t] >= 0) sum += exp((picks_score[t] - mx) * inv_tau);
+  if (all_in_batch)
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+      if (allowed(j, row[j])) sum += exp((row[j] - mx) * inv_tau);
+  sum = block_reduce(sum, false);
+  if (threadIdx.x == 0) loss[i] = log(sum) + (mx - pos) * inv_tau;
+  for (int64_t t = threadIdx.x; t < kept; t += blockDim.x) picked[i * kept + t] = picks_index[t];
+}
+
+}  // namespace
+
+void top_k_update_cuda(const at::Tensor& scores, int64_t row_begin, int64_t col_begin, const MinerMasks& masks,
+                       at::Tensor& best_idx, at::Tensor& best_score) {
+  const c10::cuda::CUDAGuard guard(scores.device());
+  const int64_t rows = scores.size(0), cols = scores.size(1), k = best_idx.size(1);
+  if (rows == 0 || cols == 0) return;
+  const int64_t m = masks.exclude.defined() ? masks.exclude.size(1) : 0;
+  auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(scores.scalar_type(), "unime_top_k_update_cuda", [&] {
+    const size_t smem = static_cast<size_t>(k) * (sizeof(int64_t) + sizeof(scalar_t));
+    top_k_update_kernel<scalar_t><<<static_cast<unsigned>(rows), kThreads, smem, stream>>>(
+        scores.const_data_ptr<scalar_t>(), cols, row_begin, col_begin, masks.index_offset,
+        masks.max_score.defined() ? masks.max_score.const_data_ptr<scalar_t>() : nullptr,
+        masks.exclude.defined() ? masks.exclude.const_data_ptr<int64_t>() : nullptr, m,
+        masks.query_ids.defined() ? masks.query_ids.const_data_ptr<int64_t>() : nullptr,
+        masks.corpus_ids.defined() ? masks.corpus_ids.const_data_ptr<int64_t>() : nullptr,
+        best_idx.mutable_data_ptr<int64_t>(), best_score.mutable_data_ptr<scalar_t>(), k);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+std::tuple<at::Tensor, at::Tensor> infonce_rows_cuda(const at::Tensor& scores, const at::Tensor& explicit_logits,
+                                                     int64_t k, double beta, double temperature, bool all_in_batch) {
+  const c10::cuda::CUDAGuard guard(scores.device());
+  const int64_t rows = scores.size(0), cols = scores.size(1), kept = all_in_batch ? 0 : k;
+  auto loss = at::empty({rows}, scores.options());
+  auto picked = at::full({rows, kept}, -1, scores.options().dtype(at::kLong));
+  if (rows == 0) return {loss, picked};
+  auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(scores.scalar_type(), "unime_infonce_rows_cuda", [&] {
+    const size_t smem = static_cast<size_t>(kept) * (sizeof(int64_t) + sizeof(scalar_t));
+    infonce_rows_kernel<scalar_t><<<static_cast<unsigned>(rows), kThreads, smem, stream>>>(
+        scores.const_data_ptr<scalar_t>(), cols, explicit_logits.const_data_ptr<scalar_t>(), explicit_logits.size(1),
+        kept, static_cast<scalar_t>(beta), static_cast<scalar_t>(1.0 / temperature), all_in_batch,
+        loss.mutable_data_ptr<scalar_t>(), picked.mutable_data_ptr<int64_t>());
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return {loss, picked};
+}
+
+TORCH_LIBRARY_IMPL(unime, CUDA, m) {
+  m.impl("hard_negative_infonce", &hard_negative_infonce_kernel);
+  m.impl("mine_hard_negatives", &mine_hard_negatives_kernel);
+}
+
+}  // namespace unime::ops

@@ -1,0 +1,132 @@
+"""unime.encode end to end against the Hugging Face pipeline (LlavaNextProcessor + model, 4.48.3):
+the real Mistral v1 tokenizer (LLaVA-1.6's vocabulary, from mistral-common), UniME's prompts, a tiny
+random LLaVA-NeXT. Same token ids, same pixels, same embeddings."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tokenizer_assets import tokenizer_json
+from transformers import (CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration,
+                          LlavaNextImageProcessor, LlavaNextProcessor, MistralConfig, PreTrainedTokenizerFast)
+
+import unime
+from unime.encode import _items, prepare_batch
+
+PINPOINTS = [[28, 56], [56, 28], [56, 56], [84, 28], [28, 84]]
+IMAGE_PROMPT = "[INST] <image>\nSummary above image in one word: [/INST]"
+TEXT_PROMPT = "[INST] {}\nSummary above sentence in one word: [/INST]"
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    torch.manual_seed(0)
+    config = LlavaNextConfig(
+        text_config=MistralConfig(vocab_size=32064, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, rope_theta=1e6,
+                                  sliding_window=None, initializer_range=0.1, pad_token_id=32001).to_dict(),
+        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=40, num_hidden_layers=3,
+                                       num_attention_heads=4, image_size=28, patch_size=14,
+                                       initializer_range=0.1).to_dict(),
+        image_token_index=32000, image_grid_pinpoints=PINPOINTS, attn_implementation="eager",
+    )
+    hf = LlavaNextForConditionalGeneration(config).eval()
+    path = tmp_path_factory.mktemp("tiny_llava_pipeline")
+    hf.save_pretrained(path, safe_serialization=True)
+    image_processor = LlavaNextImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28},
+                                              image_grid_pinpoints=PINPOINTS)
+    image_processor.save_pretrained(path)
+    shutil.copy(tokenizer_json("mistral_legacy"), path / "tokenizer.json")
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"), bos_token="<s>", eos_token="</s>",
+                                  unk_token="<unk>", pad_token="<pad>", padding_side="left",
+                                  model_input_names=["input_ids", "attention_mask"])
+    processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tok, patch_size=14,
+                                   vision_feature_select_strategy="default", image_token="<image>",
+                                   num_additional_image_tokens=1)
+    return hf, processor, unime.Model.from_pretrained(path)
+
+
+def images(seed=0):
+    rng = np.random.default_rng(seed)
+    sizes = [(40, 70), (70, 33), (17, 90), (9, 13), (56, 56)]
+    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in sizes]
+
+
+def hf_embed(hf, processor, prompts, imgs):
+    inputs = processor(text=prompts, images=imgs or None, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = hf(**inputs, output_hidden_states=True).hidden_states[-1]
+    return F.normalize(hidden[:, -1], dim=-1), inputs
+
+
+def test_ids_pixels_and_embeddings_match_transformers(pipeline):
+    hf, processor, model = pipeline
+    imgs = images()
+    texts = ["A dog runs across the park.", "Ünïcödé, 数字 123 and code: x = f(y)!", "short"]
+    # A mixed batch: images, texts, images.
+    items = [(None, imgs[0]), (texts[0], None), (None, imgs[1]), (texts[1], None), (None, imgs[2]),
+             (texts[2], None), (None, imgs[3])]
+    prompts = [IMAGE_PROMPT if im is not None else TEXT_PROMPT.format(t) for t, im in items]
+    ref, inputs = hf_embed(hf, processor, prompts, [im for _, im in items if im is not None])
+
+    parsed, _ = _items([t for t, _ in items], [im for _, im in items], None)
+    arrays = [np.asarray(im) if im is not None else None for _, im in items]
+    ids, mask, ours_images = prepare_batch(model, model.tokenizer, model.image_token_id, parsed, arrays)
+    assert torch.equal(ids, inputs["input_ids"]), "token ids differ from LlavaNextProcessor's"
+    assert torch.equal(mask, inputs["attention_mask"])
+    for k, (pixels, h, w) in enumerate(ours_images):
+        assert [h, w] == inputs["image_sizes"][k].tolist()
+        torch.testing.assert_close(pixels, inputs["pixel_values"][k, : pixels.shape[0]], atol=1e-6, rtol=0)
+
+    ours = unime.encode(model, [t for t, _ in items], [im for _, im in items], batch_size=3)
+    cos = F.cosine_similarity(ours, ref, dim=-1)
+    print(f"encode vs transformers: min cos {cos.min():.8f}, max abs {(ours - ref).abs().max():.2e}")
+    assert cos.min() >= 0.99999 and (ours - ref).abs().max() <= 1e-4
+
+
+def test_encode_accepts_paths_arrays_tensors_and_returns_numpy(pipeline, tmp_path):
+    _, _, model = pipeline
+    img = images()[0]
+    img.save(tmp_path / "a.png")
+    arr = np.asarray(img)
+    outs = [model.encode(images=x) for x in (str(tmp_path / "a.png"), img, arr, torch.from_numpy(arr).permute(2, 0, 1))]
+    assert outs[0].shape == (model.hidden_size,)
+    for o in outs[1:]:
+        torch.testing.assert_close(o, outs[0], atol=0, rtol=0)
+    as_numpy = model.encode(texts=["a", "b"], output="numpy")
+    assert isinstance(as_numpy, np.ndarray) and as_numpy.shape == (2, model.hidden_size)
+
+
+def test_instruction_and_pairs_use_the_mmeb_form(pipeline):
+    hf, processor, model = pipeline
+    img = images()[1]
+    instruction = "Represent the given image with the following question:"
+    ref, _ = hf_embed(hf, processor, [f"<image>\n{instruction} What is shown?\n"], [img])
+    ours = unime.encode(model, ["What is shown?"], [img], instruction=instruction)
+    assert (ours - ref).abs().max() <= 1e-4
+
+
+def test_corrupt_image_is_named_or_skipped(pipeline, tmp_path):
+    _, _, model = pipeline
+    good = images()[2]
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(ValueError, match=r"image 1 .*broken\.jpg"):
+        model.encode(images=[good, str(bad), good])
+    emb, skipped = model.encode(images=[good, str(bad), good], on_error="skip")
+    assert [s.index for s in skipped] == [1] and "broken.jpg" in skipped[0].source
+    assert torch.isnan(emb[1]).all() and torch.isfinite(emb[[0, 2]]).all()
+    torch.testing.assert_close(emb[0], emb[2])
+
+
+def test_argument_errors(pipeline):
+    _, _, model = pipeline
+    with pytest.raises(ValueError, match="same length"):
+        model.encode(texts=["a", "b"], images=[images()[0]])
+    with pytest.raises(ValueError, match="nothing to encode"):
+        model.encode()
+    with pytest.raises(ValueError, match="image placeholder"):
+        model.encode(texts=["look <image> here"], images=[images()[0]])
