@@ -1,96 +1,100 @@
-"""unime quickstart: load a decoder checkpoint, embed sentences, print their cosine similarities.
+"""unime quickstart: embed images and sentences with a LLaVA-NeXT model and print their similarities.
 
-    python examples/quickstart.py                 # a tiny random Mistral made on the spot (default)
-    python examples/quickstart.py --model DIR     # any local Llama/Mistral checkpoint directory
+    python examples/quickstart.py               # a tiny random LLaVA-NeXT made on the spot (default)
+    python examples/quickstart.py --model DIR   # a real checkpoint, e.g. UniME-LLaVA-1.6-7B downloaded
 
-Token ids come from a stand-in byte tokenizer (UTF-8 bytes + 3) until unime.Tokenizer lands, so
-with the tiny random model the numbers show the pipeline working, not semantic similarity.
+The default model has random weights, so its similarities show the pipeline working (real photos,
+the real LLaVA-1.6 tokenizer, UniME's prompts, anyres tiling), not meaning. Point --model at
+DeepGlint-AI/UniME-LLaVA-1.6-7B for real embeddings.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
 
+import numpy as np
 import torch
 
 import unime
 
-SENTENCES = [
-    "A dog runs across the park.",
-    "A puppy is running on the grass.",
-    "The stock market fell sharply today.",
-    "Summarize above sentence in one word:",
+CAPTIONS = [
+    "An astronaut in a white spacesuit poses in front of a flag.",
+    "A cup of coffee on a saucer, seen from above.",
+    "A tabby cat looks at the camera.",
+    "A rocket stands on the launch pad.",
 ]
 
 
-def make_tiny_mistral(path: str, seed: int = 0) -> str:
-    """Writes a tiny random MistralForCausalLM checkpoint (config.json + model.safetensors)."""
-    config = dict(
-        model_type="mistral", architectures=["MistralForCausalLM"], vocab_size=259, hidden_size=64,
-        intermediate_size=160, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        rms_norm_eps=1e-5, rope_theta=10000.0, sliding_window=4096, torch_dtype="float32",
+def sample_images() -> list[np.ndarray]:
+    """Real photographs that scikit-image ships (no download), in the order of CAPTIONS."""
+    import skimage.data
+
+    return [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket()]
+
+
+def llava_tokenizer_json() -> str:
+    """LLaVA-1.6's tokenizer (the Mistral v1 SentencePiece model shipped by mistral-common, converted as
+    llava-hf's was: legacy normaliser, <image> = 32000 and <pad> = 32001 added) as tokenizer.json text."""
+    import mistral_common
+    from tokenizers import AddedToken
+    from transformers import LlamaTokenizerFast
+
+    model = os.path.join(os.path.dirname(mistral_common.__file__), "data", "tokenizer.model.v1")
+    fast = LlamaTokenizerFast(vocab_file=model, legacy=True, add_prefix_space=True, from_slow=True)
+    tok = fast.backend_tokenizer
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<image>", "<pad>")])
+    return tok.to_str()
+
+
+def make_tiny_llava_next(path: str, seed: int = 0) -> str:
+    """A tiny random LlavaNextForConditionalGeneration (CLIP 2 layers, Mistral 2 layers, 336-px tiles)
+    saved with transformers, plus the LLaVA-1.6 tokenizer and image processor configuration."""
+    from transformers import (CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration,
+                              LlavaNextImageProcessor, MistralConfig)
+
+    torch.manual_seed(seed)
+    config = LlavaNextConfig(
+        text_config=MistralConfig(vocab_size=32064, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, rope_theta=1e6,
+                                  sliding_window=None, pad_token_id=32001).to_dict(),
+        vision_config=CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                                       num_attention_heads=4, image_size=336, patch_size=14).to_dict(),
+        image_token_index=32000,
     )
-    g = torch.Generator().manual_seed(seed)
-    hd = config["hidden_size"] // config["num_attention_heads"]
-    shapes = {"model.embed_tokens.weight": (config["vocab_size"], config["hidden_size"]),
-              "model.norm.weight": (config["hidden_size"],)}
-    for i in range(config["num_hidden_layers"]):
-        p = f"model.layers.{i}."
-        shapes.update({
-            p + "input_layernorm.weight": (64,), p + "post_attention_layernorm.weight": (64,),
-            p + "self_attn.q_proj.weight": (4 * hd, 64), p + "self_attn.k_proj.weight": (2 * hd, 64),
-            p + "self_attn.v_proj.weight": (2 * hd, 64), p + "self_attn.o_proj.weight": (64, 4 * hd),
-            p + "mlp.gate_proj.weight": (160, 64), p + "mlp.up_proj.weight": (160, 64),
-            p + "mlp.down_proj.weight": (64, 160),
-        })
-    tensors = {name: (1.0 + 0.1 * torch.randn(shape, generator=g)) if "norm" in name
-               else 0.1 * torch.randn(shape, generator=g) for name, shape in shapes.items()}
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(config, f, indent=2)
-    unime.save_safetensors(os.path.join(path, "model.safetensors"), tensors, {"format": "pt"})
+    LlavaNextForConditionalGeneration(config).save_pretrained(path, safe_serialization=True)
+    # llava-hf's preprocessor_config.json: 336-px crops, the 5 default grid pinpoints, CLIP mean/std.
+    LlavaNextImageProcessor(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}).save_pretrained(path)
+    with open(os.path.join(path, "tokenizer.json"), "w", encoding="utf-8") as f:
+        f.write(llava_tokenizer_json())
     return path
-
-
-def byte_tokens(sentences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded (ids, mask) from UTF-8 bytes; id 1 (BOS) first, as Llama-family tokenizers do."""
-    rows = [[1] + [b + 3 for b in s.encode("utf-8")] for s in sentences]
-    length = max(map(len, rows))
-    ids = torch.zeros(len(rows), length, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        ids[i, length - len(row):] = torch.tensor(row)
-        mask[i, length - len(row):] = 1
-    return ids, mask
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="checkpoint directory (default: a tiny random Mistral)")
+    parser.add_argument("--model", help="checkpoint directory (default: a tiny random LLaVA-NeXT)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.model or make_tiny_mistral(os.path.join(tmp, "tiny-mistral"))
+        path = args.model or make_tiny_llava_next(os.path.join(tmp, "tiny-llava-next"))
         model = unime.Model.from_pretrained(path, dtype=args.dtype, device=args.device)
         print(model)
-        ids, mask = byte_tokens(SENTENCES)
+        images = sample_images()
         start = time.perf_counter()
-        with torch.inference_mode():
-            emb = model.encode_ids(ids, mask).float()
+        image_emb = model.encode(images=images)     # "[INST] <image>\nSummary above image in one word: [/INST]"
+        text_emb = model.encode(texts=CAPTIONS)     # "[INST] <text>\nSummary above sentence in one word: [/INST]"
         elapsed = time.perf_counter() - start
-        print(f"embedded {len(SENTENCES)} sentences ({int(mask.sum())} tokens) in {elapsed * 1e3:.1f} ms; "
-              f"embedding shape {tuple(emb.shape)}")
-        sim = emb @ emb.T
-        width = max(len(s) for s in SENTENCES)
-        print("cosine similarity:")
-        for s, row in zip(SENTENCES, sim):
-            print(f"  {s:<{width}}  " + " ".join(f"{v:6.3f}" for v in row.tolist()))
+        sizes = ", ".join(f"{im.shape[1]}x{im.shape[0]}" for im in images)
+        print(f"embedded {len(images)} images ({sizes}) and {len(CAPTIONS)} sentences in {elapsed:.2f} s; "
+              f"embedding size {image_emb.shape[-1]}")
+        sim = image_emb @ text_emb.T
+        print("cosine similarity (rows: images, columns: sentences):")
+        for name, row in zip(["astronaut", "coffee", "chelsea", "rocket"], sim):
+            print(f"  {name:<10} " + " ".join(f"{v:7.3f}" for v in row.tolist()))
 
 
 if __name__ == "__main__":
