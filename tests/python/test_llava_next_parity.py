@@ -154,3 +154,41 @@ def test_image_batch_invariance(tiny_llava):
         k += size is not None
         alone = model.encode_ids(ids[i][real][None], None, images=one)
         assert (alone[0] - batch[i]).abs().max() <= 1e-5, i
+
+
+def test_newer_checkpoint_key_layout_loads_the_same_model(tiny_llava, tmp_path):
+    """transformers >= 4.52 saves LLaVA-NeXT as model.language_model.*, model.vision_tower.*,
+    model.multi_modal_projector.*, model.image_newline and lm_head.weight; both layouts load."""
+    import json
+    import shutil
+
+    import safetensors.torch
+
+    _, path = tiny_llava
+    renamed = {}
+    for name, t in safetensors.torch.load_file(f"{path}/model.safetensors").items():
+        if name.startswith("language_model.model."):
+            name = "model.language_model." + name[len("language_model.model."):]
+        elif name == "language_model.lm_head.weight":
+            name = "lm_head.weight"
+        else:
+            name = "model." + name
+        renamed[name] = t
+    safetensors.torch.save_file(renamed, tmp_path / "model.safetensors")
+    shutil.copy(f"{path}/config.json", tmp_path / "config.json")
+    old, new = unime.Model.from_pretrained(path), unime.Model.from_pretrained(tmp_path)
+    assert new.unexpected_tensors == [] and "lm_head.weight" in new.ignored_tensors
+    assert json.loads(open(tmp_path / "config.json").read())["model_type"] == "llava_next"
+    ids, mask, images, _, _ = build_inputs(old, [(40, 70), None], [[5, 6, 7], [8, 9]])
+    torch.testing.assert_close(new.encode_ids(ids, mask, images=images), old.encode_ids(ids, mask, images=images),
+                               atol=0, rtol=0)
+
+
+def test_unused_vision_layers_are_ignored_not_unexpected(tiny_llava):
+    """The last CLIP layer and post_layernorm are never computed (feature layer -2): not loaded, and
+    reported as ignored rather than unexpected."""
+    _, path = tiny_llava
+    model = unime.Model.from_pretrained(path)
+    assert model.unexpected_tensors == []
+    assert any(".encoder.layers.2." in n for n in model.ignored_tensors)
+    assert any("post_layernorm" in n for n in model.ignored_tensors)
