@@ -12,14 +12,13 @@ unime packed / transformers.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 
 import torch
 from transformers import MistralConfig, MistralForCausalLM
 
 import unime
+from timing import median_seconds
 
 
 def make_batch(vocab: int, batch: int, max_len: int, seed: int = 0):
@@ -28,20 +27,6 @@ def make_batch(vocab: int, batch: int, max_len: int, seed: int = 0):
     ids = torch.randint(1, vocab, (batch, max_len), generator=g)
     mask = (torch.arange(max_len)[None] < lengths[:, None]).long()
     return ids * mask, mask
-
-
-def timeit(fn, repeats: int, device: str) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -85,9 +70,9 @@ def main() -> None:
                     idx = d_mask.sum(1) - 1
                     torch.nn.functional.normalize(h[torch.arange(h.shape[0], device=h.device), idx], dim=-1)
 
-            t_ours = timeit(run_ours, args.repeats, args.device)
-            t_padded = timeit(lambda: run_ours(packed=False), args.repeats, args.device)
-            t_hf = timeit(run_hf, args.repeats, args.device)
+            t_ours = median_seconds(run_ours, args.device, repeats=args.repeats, warmup=1)
+            t_padded = median_seconds(lambda: run_ours(packed=False), args.device, repeats=args.repeats, warmup=1)
+            t_hf = median_seconds(run_hf, args.device, repeats=args.repeats, warmup=1)
             print(f"{name:<10}{tokens / t_ours:>14.0f}{tokens / t_padded:>14.0f}{tokens / t_hf:>20.0f}"
                   f"{t_hf / t_ours:>8.2f}")
 

@@ -11,32 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 import unime
+from timing import median_seconds
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from reference import losses as ref  # noqa: E402
-
-
-def timeit(fn, device: str, repeats: int = 10) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def fwd_bwd(loss_fn, *inputs):
@@ -68,8 +52,8 @@ def main() -> None:
         cases.append((f"judge_alignment B={n} 1+8 cands d=1536", unime.ops.judge_alignment, ref.judge_alignment,
                       (s, c, j)))
         for name, ours, theirs, inputs in cases:
-            t_ours = timeit(fwd_bwd(ours, *inputs), dev)
-            t_ref = timeit(fwd_bwd(theirs, *inputs), dev)
+            t_ours = median_seconds(fwd_bwd(ours, *inputs), dev)
+            t_ref = median_seconds(fwd_bwd(theirs, *inputs), dev)
             print(f"{name:<46}{t_ours * 1e3:>10.2f}{t_ref * 1e3:>14.2f}{t_ref / t_ours:>8.2f}")
 
 

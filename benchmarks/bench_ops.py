@@ -11,31 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import torch
 
 import unime
+from timing import median_seconds
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from reference.rms_norm import rms_norm as rms_norm_reference  # noqa: E402
-
-
-def timeit(fn, device: str, repeats: int = 20) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -51,8 +35,8 @@ def main() -> None:
             w = torch.randn(shape[-1], device=args.device, dtype=dtype)
             moved = 2 * x.numel() * x.element_size()
             with torch.inference_mode():
-                t_ours = timeit(lambda: unime.ops.rms_norm(x, w, 1e-5), args.device)
-                t_ref = timeit(lambda: rms_norm_reference(x, w, 1e-5), args.device)
+                t_ours = median_seconds(lambda: unime.ops.rms_norm(x, w, 1e-5), args.device, repeats=20, warmup=3)
+                t_ref = median_seconds(lambda: rms_norm_reference(x, w, 1e-5), args.device, repeats=20, warmup=3)
             name = str(dtype).removeprefix("torch.")
             print(f"{str(shape):<22}{name:<10}{moved / t_ours / 1e9:>12.1f}{moved / t_ref / 1e9:>16.1f}"
                   f"{t_ref / t_ours:>8.2f}")

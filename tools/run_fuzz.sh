@@ -28,17 +28,43 @@ sources=(fuzz/safetensors_header_fuzzer.cc csrc/core/safetensors_reader.cc)
 headers=(csrc/core/safetensors.h csrc/core/errors.h)
 mkdir -p "$outdir/seeds" "$outdir/corpus" "$outdir/artifacts"
 
-# Rebuild only when a source is newer than the binary (or this script changed the flags).
-rebuild=0
-[ -x "$binary" ] || rebuild=1
-for f in "${sources[@]}" "${headers[@]}" "$0"; do [ "$f" -nt "$binary" ] && rebuild=1; done
-if [ "$rebuild" = 1 ]; then
-  echo "run_fuzz: building $binary"
-  (set -x; "$cxx" -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined \
-    -fno-sanitize-recover=undefined -Icsrc "${sources[@]}" -o "$binary")
-else
-  echo "run_fuzz: $binary is up to date"
-fi
+# build_fuzzer BINARY SOURCE... -- DEPENDENCY...: (re)builds BINARY with libFuzzer, ASan and UBSan
+# when it is missing or older than a source, a dependency (headers) or this script.
+build_fuzzer() {
+  local binary="$1" sources=() deps=() seen_sep=0 rebuild=0
+  shift
+  for a in "$@"; do
+    if [ "$a" = "--" ]; then seen_sep=1; elif [ "$seen_sep" = 0 ]; then sources+=("$a"); else deps+=("$a"); fi
+  done
+  [ -x "$binary" ] || rebuild=1
+  for f in "${sources[@]}" "${deps[@]}" "$0"; do [ "$f" -nt "$binary" ] && rebuild=1; done
+  if [ "$rebuild" = 1 ]; then
+    echo "run_fuzz: building $binary"
+    (set -x; "$cxx" -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined \
+      -fno-sanitize-recover=undefined -Icsrc "${sources[@]}" -o "$binary")
+  else
+    echo "run_fuzz: $binary is up to date"
+  fi
+}
+
+# run_fuzzer LABEL BINARY DIR DICT: fuzzes from DIR/seeds into DIR/corpus for $seconds; a crash,
+# leak, timeout or out-of-memory input lands in DIR/artifacts and ends the script with its code.
+run_fuzzer() {
+  local label="$1" binary="$2" dir="$3" dict="$4" rc
+  echo "run_fuzz: fuzzing $label for ${seconds}s (new inputs go to $dir/corpus)"
+  set +e
+  "$binary" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
+    -dict="$dict" -artifact_prefix="$dir/artifacts/" "$dir/corpus" "$dir/seeds"
+  rc=$?
+  set -e
+  if [ "$rc" != 0 ]; then
+    echo "run_fuzz: $label FAILED (exit $rc); crashing input(s) in $dir/artifacts/" >&2
+    exit "$rc"
+  fi
+  echo "run_fuzz: $label: no crash in ${seconds}s"
+}
+
+build_fuzzer "$binary" "${sources[@]}" -- "${headers[@]}"
 
 echo "run_fuzz: writing seeds to $outdir/seeds"
 python3 - "$outdir/seeds" <<'PY'
@@ -94,17 +120,7 @@ dict="$outdir/safetensors.dict"
   done
 } >"$dict"
 
-echo "run_fuzz: fuzzing for ${seconds}s (new inputs go to $outdir/corpus)"
-set +e
-"$binary" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
-  -dict="$dict" -artifact_prefix="$outdir/artifacts/" "$outdir/corpus" "$outdir/seeds"
-rc=$?
-set -e
-if [ "$rc" != 0 ]; then
-  echo "run_fuzz: FAILED (exit $rc); crashing input(s) in $outdir/artifacts/" >&2
-  exit "$rc"
-fi
-echo "run_fuzz: no crash in ${seconds}s"
+run_fuzzer "the safetensors header parser" "$binary" "$outdir" "$dict"
 
 # ---- tokenizer (fuzz/tokenizer_fuzzer.cc): tokenizer.json loading, then encode/decode ----------
 # Same flags and failure rule as above; its own seeds/, corpus/ and artifacts/ under
@@ -113,18 +129,7 @@ tok_binary="$outdir/tokenizer_fuzzer"
 tok_dir="$outdir/tokenizer"
 tok_sources=(fuzz/tokenizer_fuzzer.cc csrc/core/tokenizer/*.cc)
 mkdir -p "$tok_dir/seeds" "$tok_dir/corpus" "$tok_dir/artifacts"
-rebuild=0
-[ -x "$tok_binary" ] || rebuild=1
-for f in "${tok_sources[@]}" csrc/core/tokenizer/*.h csrc/core/errors.h "$0"; do
-  [ "$f" -nt "$tok_binary" ] && rebuild=1
-done
-if [ "$rebuild" = 1 ]; then
-  echo "run_fuzz: building $tok_binary"
-  (set -x; "$cxx" -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined \
-    -fno-sanitize-recover=undefined -Icsrc "${tok_sources[@]}" -o "$tok_binary")
-else
-  echo "run_fuzz: $tok_binary is up to date"
-fi
+build_fuzzer "$tok_binary" "${tok_sources[@]}" -- csrc/core/tokenizer/*.h csrc/core/errors.h
 
 echo "run_fuzz: writing tokenizer seeds to $tok_dir/seeds"
 python3 - "$tok_dir/seeds" <<'PY'
@@ -210,14 +215,4 @@ tok_dict="$tok_dir/tokenizer.dict"
   done
 } >"$tok_dict"
 
-echo "run_fuzz: fuzzing the tokenizer for ${seconds}s (new inputs go to $tok_dir/corpus)"
-set +e
-"$tok_binary" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
-  -dict="$tok_dict" -artifact_prefix="$tok_dir/artifacts/" "$tok_dir/corpus" "$tok_dir/seeds"
-rc=$?
-set -e
-if [ "$rc" != 0 ]; then
-  echo "run_fuzz: tokenizer FAILED (exit $rc); crashing input(s) in $tok_dir/artifacts/" >&2
-  exit "$rc"
-fi
-echo "run_fuzz: tokenizer: no crash in ${seconds}s"
+run_fuzzer "the tokenizer" "$tok_binary" "$tok_dir" "$tok_dict"
