@@ -66,10 +66,16 @@ def test_ids_pixels_and_embeddings_match_transformers(pipeline):
     hf, processor, model = pipeline
     imgs = images()
     texts = ["A dog runs across the park.", "Ünïcödé, 数字 123 and code: x = f(y)!", "short"]
-    # A mixed batch: images, texts, images.
+    # A mixed batch: image-only, text-only and image+text inputs.
     items = [(None, imgs[0]), (texts[0], None), (None, imgs[1]), (texts[1], None), (None, imgs[2]),
-             (texts[2], None), (None, imgs[3])]
-    prompts = [IMAGE_PROMPT if im is not None else TEXT_PROMPT.format(t) for t, im in items]
+             (texts[2], None), ("What is in the picture?", imgs[4]), (None, imgs[3])]
+
+    def prompt(t, im):
+        if t is not None and im is not None:
+            return f"<image>\n{t}\n"  # image+text: the MMEB form
+        return IMAGE_PROMPT if im is not None else TEXT_PROMPT.format(t)
+
+    prompts = [prompt(t, im) for t, im in items]
     ref, inputs = hf_embed(hf, processor, prompts, [im for _, im in items if im is not None])
 
     parsed, _ = _items([t for t, _ in items], [im for _, im in items], None)
