@@ -52,15 +52,25 @@ at::Tensor rms_norm_cpu(const at::Tensor& x, const at::Tensor& weight, double ep
                      [&](int64_t begin, int64_t end) {
                        for (int64_t r = begin; r < end; ++r) {
                          const scalar_t* row = in + r * cols;
-                         acc_t sum = 0;
-                         for (int64_t i = 0; i < cols; ++i) {
+                         // Eight independent partial sums: the compiler may not reorder one float
+                         // accumulation, but it vectorises eight lanes.
+                         acc_t lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                         int64_t i = 0;
+                         for (; i + 8 <= cols; i += 8)
+                           for (int l = 0; l < 8; ++l) {
+                             acc_t v = static_cast<acc_t>(row[i + l]);
+                             lanes[l] += v * v;
+                           }
+                         acc_t sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+                                     ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+                         for (; i < cols; ++i) {
                            acc_t v = static_cast<acc_t>(row[i]);
                            sum += v * v;
                          }
                          const acc_t inv = acc_t(1) / std::sqrt(sum / static_cast<acc_t>(cols) + static_cast<acc_t>(eps));
                          scalar_t* o = out + r * cols;
-                         for (int64_t i = 0; i < cols; ++i)
-                           o[i] = w[i] * static_cast<scalar_t>(static_cast<acc_t>(row[i]) * inv);
+                         for (int64_t j = 0; j < cols; ++j)
+                           o[j] = w[j] * static_cast<scalar_t>(static_cast<acc_t>(row[j]) * inv);
                        }
                      });
   });
