@@ -89,6 +89,8 @@ def encode(
     normalize: bool = True,
     on_error: str = "raise",
     max_pixels: Optional[int] = None,
+    dtype: Any = None,
+    device: Any = None,
 ):
     """Embeds texts, images, or (text, image) pairs with `model` (a unime.Model or a checkpoint path).
 
@@ -106,6 +108,8 @@ def encode(
             embeddings has one row per input with NaN rows for the skipped ones.
         max_pixels: cap on decoded image size (checked from the header before decoding); default
             unime.images.DEFAULT_MAX_PIXELS.
+        dtype, device: when `model` is a path, how to load it (default float32 on CPU); a loaded
+            Model keeps its own (passing them then is an error).
 
     Returns:
         (N, hidden_size) embeddings (or (hidden_size,) for a single non-list input), L2-normalised
@@ -114,7 +118,11 @@ def encode(
     from .model import Model  # late: model.py imports this module
 
     if not isinstance(model, Model):
-        model = Model.from_pretrained(model)
+        model = Model.from_pretrained(model, dtype=dtype if dtype is not None else torch.float32,
+                                      device=device if device is not None else "cpu")
+    elif dtype is not None or device is not None:
+        raise ValueError("dtype/device apply when encode loads the model from a path; this Model is already "
+                         f"loaded ({model.dtype} on {model.device})")
     if output not in ("torch", "numpy"):
         raise ValueError(f"output must be 'torch' or 'numpy', got {output!r}")
     if on_error not in ("raise", "skip"):

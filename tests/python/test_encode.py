@@ -128,6 +128,15 @@ def test_corrupt_image_is_named_or_skipped(pipeline, tmp_path):
     torch.testing.assert_close(emb[0], emb[2])
 
 
+def test_encode_from_a_path_with_dtype(pipeline):
+    _, _, model = pipeline
+    ref = model.encode(texts=["a red car"])
+    ours = unime.encode(model.path, texts=["a red car"], dtype="bfloat16")
+    assert ours.dtype == torch.float32 and (ours - ref).abs().max() < 0.05  # bf16 compute, float32 out
+    with pytest.raises(ValueError, match="already loaded"):
+        unime.encode(model, texts=["a"], dtype="bfloat16")
+
+
 def test_argument_errors(pipeline):
     _, _, model = pipeline
     with pytest.raises(ValueError, match="same length"):
