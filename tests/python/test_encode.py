@@ -97,7 +97,7 @@ def test_encode_accepts_paths_arrays_tensors_and_returns_numpy(pipeline, tmp_pat
     _, _, model = pipeline
     img = images()[0]
     img.save(tmp_path / "a.png")
-    arr = np.asarray(img)
+    arr = np.array(img)  # a writable copy (torch.from_numpy warns on read-only arrays)
     outs = [model.encode(images=x) for x in (str(tmp_path / "a.png"), img, arr, torch.from_numpy(arr).permute(2, 0, 1))]
     assert outs[0].shape == (model.hidden_size,)
     for o in outs[1:]:
