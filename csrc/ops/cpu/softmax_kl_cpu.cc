@@ -35,10 +35,31 @@ at::ScalarType loss_compute_dtype(at::ScalarType a, at::ScalarType b) {
   return a == at::kDouble || b == at::kDouble ? at::kDouble : at::kFloat;
 }
 
+namespace {
+// One pass, no temporaries: at::isfinite(x).all() makes three full-size temporaries and took as long
+// as the loss itself on CPU.
+bool all_finite_cpu(const at::Tensor& x) {
+  auto c = x.contiguous();
+  bool ok = true;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, c.scalar_type(), "unime_all_finite", [&] {
+    const scalar_t* p = c.const_data_ptr<scalar_t>();
+    ok = at::parallel_reduce(
+        0, c.numel(), 1 << 16, true,
+        [&](int64_t begin, int64_t end, bool acc) {
+          for (int64_t i = begin; i < end && acc; ++i) acc = std::isfinite(static_cast<double>(p[i]));
+          return acc;
+        },
+        [](bool a, bool b) { return a && b; });
+  });
+  return ok;
+}
+}  // namespace
+
 void check_all_finite(const at::Tensor& x, const char* op, const char* arg) {
   if (x.numel() == 0) return;
-  TORCH_CHECK_VALUE(at::isfinite(x).all().item<bool>(), "unime.", op, ": ", arg,
-                    " contains NaN or Inf; the loss and its gradient would be NaN");
+  const bool finite = x.is_cpu() && at::isFloatingType(x.scalar_type()) ? all_finite_cpu(x)
+                                                                         : at::isfinite(x).all().item<bool>();
+  TORCH_CHECK_VALUE(finite, "unime.", op, ": ", arg, " contains NaN or Inf; the loss and its gradient would be NaN");
 }
 
 namespace {
