@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the safetensors header fuzzer (fuzz/safetensors_header_fuzzer.cc) with clang-14, libFuzzer,
+# Builds the fuzzers (safetensors header, tokenizer, image path; fuzz/*.cc) with clang-14, libFuzzer,
 # ASan and UBSan, writes a small seed corpus of valid files, and fuzzes for SECONDS.
 #
 #   bash tools/run_fuzz.sh [SECONDS=60] [OUTDIR=build/fuzz]
@@ -40,8 +40,9 @@ build_fuzzer() {
   for f in "${sources[@]}" "${deps[@]}" "$0"; do [ "$f" -nt "$binary" ] && rebuild=1; done
   if [ "$rebuild" = 1 ]; then
     echo "run_fuzz: building $binary"
+    # -ffp-contract=off: the image code is built that way (CMakeLists.txt) for Pillow-exact rounding.
     (set -x; "$cxx" -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined \
-      -fno-sanitize-recover=undefined -Icsrc "${sources[@]}" -o "$binary")
+      -fno-sanitize-recover=undefined -ffp-contract=off -Icsrc "${sources[@]}" -o "$binary")
   else
     echo "run_fuzz: $binary is up to date"
   fi
@@ -216,3 +217,19 @@ tok_dict="$tok_dir/tokenizer.dict"
 } >"$tok_dict"
 
 run_fuzzer "the tokenizer" "$tok_binary" "$tok_dir" "$tok_dict"
+
+# ---- images (fuzz/image_fuzzer.cc): resizing and LLaVA-NeXT preprocessing ----------------------
+img_binary="$outdir/image_fuzzer"
+img_dir="$outdir/image"
+mkdir -p "$img_dir/seeds" "$img_dir/corpus" "$img_dir/artifacts"
+build_fuzzer "$img_binary" fuzz/image_fuzzer.cc csrc/core/image/*.cc csrc/core/json_file.cc -- \
+  csrc/core/image/*.h csrc/core/json_file.h csrc/core/errors.h
+# Seeds: a few size/target/filter headers with pixels, and small configurations.
+printf '\x10\x20\x05\x00\x07\x00\x01\x00abcdefgh' >"$img_dir/seeds/noise"
+printf '\x00\x00\x00\x00\x00\x00\x00\x02\xff' >"$img_dir/seeds/one_pixel"
+printf '\x5f\x03\xc7\x00\x01\x00\x01\x01\x00\x80\xff' >"$img_dir/seeds/tall_to_wide"
+printf '{"image_grid_pinpoints": [[28,56],[56,28],[56,56]], "crop_size": {"height": 28, "width": 28}, "size": {"shortest_edge": 28}, "resample": 2}' \
+  >"$img_dir/seeds/config"
+img_dict="$img_dir/image.dict"
+printf '"image_grid_pinpoints"\n"crop_size"\n"shortest_edge"\n"image_mean"\n"image_std"\n"resample"\n"rescale_factor"\n"patch_size"\n"vision_config"\n"exact_pad"\n' >"$img_dict"
+run_fuzzer "the image path" "$img_binary" "$img_dir" "$img_dict"

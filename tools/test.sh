@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: GoogleTest (ctest), the safetensors header fuzzer under ASan for
+# Runs the whole test suite: GoogleTest (ctest), the fuzzers (safetensors, tokenizer, images) under ASan for
 # UNIME_FUZZ_SECONDS (default 60), and pytest. Expects `bash tools/bootstrap.sh --with-tests` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 echo "== ctest"
 ctest --test-dir build/cmake --output-on-failure -j2
 
-echo "== fuzz (${UNIME_FUZZ_SECONDS:-60} s)"
+echo "== fuzz (${UNIME_FUZZ_SECONDS:-60} s per target)"
 bash tools/run_fuzz.sh "${UNIME_FUZZ_SECONDS:-60}"
 
 echo "== pytest"
