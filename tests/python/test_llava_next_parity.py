@@ -192,3 +192,21 @@ def test_unused_vision_layers_are_ignored_not_unexpected(tiny_llava):
     assert model.unexpected_tensors == []
     assert any(".encoder.layers.2." in n for n in model.ignored_tensors)
     assert any("post_layernorm" in n for n in model.ignored_tensors)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_within_twice_transformers_error(tiny_llava, dtype):
+    """DESIGN's rule for bf16/fp16: |ours - ref_fp32| <= 2 |transformers at that dtype - ref_fp32|."""
+    hf, path = tiny_llava
+    model32 = unime.Model.from_pretrained(path)
+    sizes, texts = [(40, 70), (17, 90), None], [[5, 6, 7], [8, 9], [10, 11, 12, 13]]
+    ids, mask, images, hf_pixels, hf_sizes = build_inputs(model32, sizes, texts, "left")
+    ref = F.normalize(last_token(hf_forward(hf, ids, mask, hf_pixels, hf_sizes), mask), dim=-1)
+    hf_low = make_tiny_llava().to(dtype)
+    low_pixels = [p.to(dtype) for p in hf_pixels]
+    hf_err = (F.normalize(last_token(hf_forward(hf_low, ids, mask, low_pixels, hf_sizes), mask).float(), dim=-1)
+              - ref).abs().max().item()
+    ours = unime.Model.from_pretrained(path, dtype=dtype).encode_ids(ids, mask, images=images).float()
+    ours_err = (ours - ref).abs().max().item()
+    print(f"llava {dtype}: max abs error ours {ours_err:.3e}, transformers {hf_err:.3e}")
+    assert ours_err <= 2 * hf_err
