@@ -8,7 +8,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import models, pre_tokenizers
 
 import unime
-from tokenizer_assets import HAND_PICKED, corpus, tokenizer_json
+from tokenizer_assets import HAND_PICKED, corpus, set_at, tokenizer_json
 
 
 @pytest.fixture(scope="module")
@@ -190,13 +190,7 @@ def _del(*path):
 
 
 def _put(value, *path):
-    def edit(j):
-        node = j
-        for key in path[:-1]:
-            node = node[key]
-        node[path[-1]] = value
-
-    return edit
+    return set_at(path, value)
 
 
 MALFORMED = [

@@ -21,6 +21,7 @@ from tokenizer_assets import (
     corpus,
     llama_cpp_vectors,
     random_unicode,
+    set_at,
     tokenizer_json,
 )
 
@@ -217,14 +218,7 @@ def _flags(**changes):
     return edit
 
 
-def _set(path, value):
-    def edit(j):
-        node = j
-        for key in path[:-1]:
-            node = node[key]
-        node[path[-1]] = value
-
-    return edit
+_set = set_at
 
 
 QWEN_LLAMA3_PATTERN = (

@@ -324,3 +324,15 @@ if __name__ == "__main__":
         print(name, tokenizer_json(name))
     for vocab in LLAMA_CPP_VOCABS:
         print(vocab, len(llama_cpp_vectors(vocab)))
+
+
+def set_at(path, value):
+    """An edit for a tokenizer.json dict: sets the value at `path` (a sequence of keys/indices)."""
+
+    def edit(j):
+        node = j
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return edit
