@@ -12,12 +12,13 @@ import inspect
 import json
 
 import transformers
-from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextConfig, MistralConfig
+from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextConfig, MistralConfig, Phi3Config, Qwen2Config
 
 # Only the keys the C++ loaders read; everything else in config.json is ignored by design.
 DECODER_KEYS = ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                 "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta", "rope_scaling", "attention_bias",
-                "mlp_bias", "sliding_window", "hidden_act", "max_position_embeddings"]
+                "mlp_bias", "sliding_window", "hidden_act", "max_position_embeddings", "use_sliding_window",
+                "partial_rotary_factor", "original_max_position_embeddings", "pad_token_id"]
 CLIP_KEYS = ["hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size",
              "patch_size", "num_channels", "layer_norm_eps", "hidden_act"]
 LLAVA_NEXT_KEYS = ["image_token_index", "projector_hidden_act", "vision_feature_select_strategy",
@@ -39,6 +40,8 @@ def main():
     tables = {
         "llama": pick(LlamaConfig, DECODER_KEYS),
         "mistral": pick(MistralConfig, DECODER_KEYS),
+        "phi3": pick(Phi3Config, DECODER_KEYS),
+        "qwen2": pick(Qwen2Config, DECODER_KEYS),
         "clip_vision_model": pick(CLIPVisionConfig, CLIP_KEYS),
         "llava_next": llava,
         # LlavaNextConfig(vision_config=None) builds this CLIP (ViT-L/14-336) rather than the class default.

@@ -24,8 +24,8 @@ if ! command -v "$cxx" >/dev/null; then
 fi
 
 binary="$outdir/safetensors_header_fuzzer"
-sources=(fuzz/safetensors_header_fuzzer.cc csrc/core/safetensors_reader.cc)
-headers=(csrc/core/safetensors.h csrc/core/errors.h)
+sources=(fuzz/safetensors_header_fuzzer.cc csrc/core/safetensors_reader.cc csrc/core/util/*.cc)
+headers=(csrc/core/safetensors.h csrc/core/errors.h csrc/core/util/*.h)
 mkdir -p "$outdir/seeds" "$outdir/corpus" "$outdir/artifacts"
 
 # build_fuzzer BINARY SOURCE... -- DEPENDENCY...: (re)builds BINARY with libFuzzer, ASan and UBSan
@@ -128,9 +128,9 @@ run_fuzzer "the safetensors header parser" "$binary" "$outdir" "$dict"
 # OUTDIR/tokenizer. Reproduce with: OUTDIR/tokenizer_fuzzer OUTDIR/tokenizer/artifacts/<file>
 tok_binary="$outdir/tokenizer_fuzzer"
 tok_dir="$outdir/tokenizer"
-tok_sources=(fuzz/tokenizer_fuzzer.cc csrc/core/tokenizer/*.cc)
+tok_sources=(fuzz/tokenizer_fuzzer.cc csrc/core/tokenizer/*.cc csrc/core/util/*.cc)
 mkdir -p "$tok_dir/seeds" "$tok_dir/corpus" "$tok_dir/artifacts"
-build_fuzzer "$tok_binary" "${tok_sources[@]}" -- csrc/core/tokenizer/*.h csrc/core/errors.h
+build_fuzzer "$tok_binary" "${tok_sources[@]}" -- csrc/core/tokenizer/*.h csrc/core/errors.h csrc/core/util/*.h
 
 echo "run_fuzz: writing tokenizer seeds to $tok_dir/seeds"
 python3 - "$tok_dir/seeds" <<'PY'
@@ -222,8 +222,8 @@ run_fuzzer "the tokenizer" "$tok_binary" "$tok_dir" "$tok_dict"
 img_binary="$outdir/image_fuzzer"
 img_dir="$outdir/image"
 mkdir -p "$img_dir/seeds" "$img_dir/corpus" "$img_dir/artifacts"
-build_fuzzer "$img_binary" fuzz/image_fuzzer.cc csrc/core/image/*.cc csrc/core/json_file.cc -- \
-  csrc/core/image/*.h csrc/core/json_file.h csrc/core/errors.h
+build_fuzzer "$img_binary" fuzz/image_fuzzer.cc csrc/core/image/*.cc csrc/core/json_file.cc csrc/core/util/*.cc -- \
+  csrc/core/image/*.h csrc/core/json_file.h csrc/core/errors.h csrc/core/util/*.h
 # Seeds: a few size/target/filter headers with pixels, and small configurations.
 printf '\x10\x20\x05\x00\x07\x00\x01\x00abcdefgh' >"$img_dir/seeds/noise"
 printf '\x00\x00\x00\x00\x00\x00\x00\x02\xff' >"$img_dir/seeds/one_pixel"

@@ -11,6 +11,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace unime {
 
@@ -28,5 +29,8 @@ class MissingKeyError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// strerror-like text of an errno value, thread-safe.
+inline std::string system_error_text(int err) { return std::generic_category().message(err); }
 
 }  // namespace unime

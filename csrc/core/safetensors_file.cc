@@ -14,6 +14,7 @@
 
 #include "core/errors.h"
 #include "core/safetensors.h"
+#include "core/util/strings.h"
 
 namespace unime::core {
 
@@ -23,17 +24,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* kIndexName = "model.safetensors.index.json";
 constexpr const char* kSingleName = "model.safetensors";
-
-std::string system_error_text(int err) { return std::generic_category().message(err); }
-
-// Bounded quoting for messages (names can be megabytes long); cuts at a UTF-8 boundary.
-std::string quote(std::string_view name) {
-  constexpr size_t kMax = 200;
-  if (name.size() <= kMax) return "'" + std::string(name) + "'";
-  size_t cut = kMax;
-  while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
-  return "'" + std::string(name.substr(0, cut)) + "...'";
-}
 
 bool path_exists(const fs::path& p) {
   std::error_code ec;

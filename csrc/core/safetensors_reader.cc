@@ -9,6 +9,7 @@
 
 #include "core/errors.h"
 #include "core/safetensors.h"
+#include "core/util/strings.h"
 
 namespace unime::core {
 
@@ -62,7 +63,6 @@ std::string clip(std::string_view text) {
   return std::string(text.substr(0, cut)) + "...";
 }
 
-std::string quote(std::string_view name) { return "'" + clip(name) + "'"; }
 
 // Offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlong forms, no
 // surrogates, nothing above U+10FFFF), or npos.

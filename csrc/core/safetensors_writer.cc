@@ -16,14 +16,13 @@
 
 #include "core/errors.h"
 #include "core/safetensors.h"
+#include "core/util/atomic_file.h"
 
 namespace unime::core {
 
 namespace {
 
 using ordered_json = nlohmann::ordered_json;
-
-std::string system_error_text(int err) { return std::generic_category().message(err); }
 
 // nlohmann's dump() is the one place that checks UTF-8 on output; run it per string so the error
 // can say which name or metadata entry is at fault.
@@ -70,73 +69,6 @@ size_t layout_rank(DType dtype) {
          std::begin(kLayoutOrder);
 }
 
-// A temporary file next to the target; removed by the destructor unless commit() renamed it.
-class TempFile {
- public:
-  explicit TempFile(const std::string& target) : target_(target) {
-    // O_EXCL with pid + per-process counter: unique across threads and processes; a name left by
-    // a crashed process with a recycled pid is skipped. Mode 0666 & ~umask, like any new file.
-    static std::atomic<unsigned> counter{0};
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      path_ = target + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-      fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-      if (fd_ >= 0 || errno != EEXIST) break;
-    }
-    if (fd_ < 0) {
-      int err = errno;
-      if (err == ENOENT)
-        throw FileNotFoundError(target + ": cannot write: the directory does not exist");
-      throw std::runtime_error(target + ": cannot create " + path_ + ": " + system_error_text(err));
-    }
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(path_.c_str());
-  }
-
-  void write(const void* data, size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {  // write() may be partial (at most ~2 GiB per call on Linux) or interrupted
-      ssize_t w = ::write(fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) fail("write", errno);
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-  }
-
-  void commit() {
-    if (::fsync(fd_) != 0) fail("fsync", errno);
-    int fd = std::exchange(fd_, -1);
-    if (::close(fd) != 0) fail("close", errno);
-    if (::rename(path_.c_str(), target_.c_str()) != 0) {
-      int err = errno;
-      throw std::runtime_error(target_ + ": cannot rename " + path_ +
-                               " over it: " + system_error_text(err));
-    }
-    committed_ = true;
-    // Make the rename itself durable; best effort, the data is already safe.
-    auto dir = std::filesystem::path(target_).parent_path();
-    int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  }
-
- private:
-  [[noreturn]] void fail(const char* what, int err) {
-    throw std::runtime_error(target_ + ": " + what + " of " + path_ +
-                             " failed: " + system_error_text(err));
-  }
-
-  std::string target_;
-  std::string path_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
 
 }  // namespace
 
@@ -187,7 +119,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
   uint8_t prefix[8];
   for (int b = 0; b < 8; ++b) prefix[b] = static_cast<uint8_t>(uint64_t{text.size()} >> (8 * b));
 
-  TempFile out(path);
+  AtomicFile out(path);
   out.write(prefix, sizeof prefix);
   out.write(text.data(), text.size());
   for (size_t i : order)

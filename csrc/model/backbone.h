@@ -1,6 +1,6 @@
 // The interface every backbone family implements, and the registry keyed by config.json's
-// model_type. Adding a backbone: one file in csrc/model/ with its modules and weight map, and one
-// line in registry.cc (docs/development/adding-a-backbone.md).
+// model_type. Adding a backbone: one file in csrc/model/ with its modules and weight map, its
+// processor (processor.h), and one line in registry.cc (docs/development/adding-a-backbone.md).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -12,6 +12,7 @@
 #include <torch/nn/module.h>
 #include <vector>
 
+#include "model/packed_attention.h"
 #include "model/weight_map.h"
 
 namespace unime::model {
@@ -29,6 +30,19 @@ struct EncodeBatch {
   at::Tensor input_ids;       // (B, L) int64
   at::Tensor attention_mask;  // (B, L), nonzero = real token; left or right padding
   std::vector<ImageInput> images;
+  // (B, L) int64 (or (3, B, L) for M-RoPE), or undefined: 0..L-1 for the padded path, each
+  // sequence counted from its first real token for the packed path.
+  at::Tensor position_ids;
+};
+
+// The positions of the packed tokens of `batch`: position_ids gathered at the real tokens
+// ((T,) or (3, T)), or undefined when the batch has none (the decoder then counts per sequence).
+at::Tensor packed_positions(const EncodeBatch& batch, const PackedSequences& packed);
+
+// A named part of a backbone for LoRA scopes and freezing: "language_model" -> "decoder.".
+struct Component {
+  std::string name;         // "language_model", "vision_tower", "projector"
+  std::string module_path;  // prefix of its parameters' module paths
 };
 
 class Backbone : public torch::nn::Module {
@@ -45,6 +59,12 @@ class Backbone : public torch::nn::Module {
   // nullopt / an error for text-only backbones.
   virtual std::optional<int64_t> image_token_id() const { return std::nullopt; }
   virtual int64_t image_token_count(int64_t height, int64_t width) const;
+  // The parts of the model, language model first.
+  virtual std::vector<Component> components() const = 0;
+  // Per-layer activation checkpointing of the language model (and vision tower) for training.
+  virtual void set_gradient_checkpointing(bool on) = 0;
+  // The longest input (tokens) the language model takes; 0 when the config does not say.
+  virtual int64_t max_length() const = 0;
 };
 
 using BackboneFactory = std::function<std::shared_ptr<Backbone>(const nlohmann::json& config, const std::string& source)>;

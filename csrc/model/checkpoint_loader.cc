@@ -1,6 +1,7 @@
 #include "model/checkpoint_loader.h"
 
 #include <ATen/ATen.h>
+#include <cctype>
 #include <cstring>
 #include <set>
 #include <sstream>
@@ -73,12 +74,34 @@ at::Tensor read_tensor(const core::SafetensorsFile& file, const core::TensorInfo
   return cpu.to(device, target);
 }
 
+bool is_adapter_parameter(const std::string& module_path) {
+  for (const char* segment : {".lora_A.", ".lora_B."})
+    if (module_path.find(segment) != std::string::npos) return true;
+  return false;
+}
+
+namespace {
+// "a.layers.7.b.c" -> "a.layers.0.b.c" (the first ".layers.N." only); "" when there is none or N is 0.
+std::string as_layer_zero(const std::string& path) {
+  const std::string key = "layers.";
+  for (size_t at = path.find(key); at != std::string::npos; at = path.find(key, at + 1)) {
+    if (at != 0 && path[at - 1] != '.') continue;
+    size_t digits = at + key.size(), end = digits;
+    while (end < path.size() && std::isdigit(static_cast<unsigned char>(path[end]))) ++end;
+    if (end == digits || end == path.size() || path[end] != '.') continue;
+    if (path.compare(digits, end - digits, "0") == 0) return "";
+    return path.substr(0, digits) + "0" + path.substr(end);
+  }
+  return "";
+}
+}  // namespace
+
 LoadReport load_module(torch::nn::Module& module, const WeightMap& map, const core::Checkpoint& checkpoint,
                        at::ScalarType dtype, at::Device device) {
   auto params = module.named_parameters(/*recurse=*/true);
   std::vector<std::string> missing;
   std::set<std::string> used;
-  std::vector<std::pair<at::Tensor, at::Tensor>> assignments;  // (parameter, loaded value)
+  std::vector<std::pair<at::Tensor, at::Tensor>> assignments;  // (parameter, new value)
   for (const auto& item : params) {
     auto candidates = map.hf_candidates(item.key());
     if (candidates.empty()) throw std::logic_error("no weight-map rule for module parameter " + item.key());
@@ -91,7 +114,10 @@ LoadReport load_module(torch::nn::Module& module, const WeightMap& map, const co
         break;
       }
     if (!found.info) {
-      missing.push_back(candidates.front());
+      if (is_adapter_parameter(item.key()))
+        assignments.emplace_back(item.value(), item.value().detach().to(device));
+      else
+        missing.push_back(candidates.front());
       continue;
     }
     const auto& info = *found.info;
@@ -110,15 +136,17 @@ LoadReport load_module(torch::nn::Module& module, const WeightMap& map, const co
     throw MissingKeyError("checkpoint is missing " + std::to_string(missing.size()) + " tensor(s): " + list);
   }
   for (auto& [param, value] : assignments) param.set_data(value);
-  // Tensors the table knows but the module does not instantiate (vision layers past the one whose
-  // features are used) are ignored like the listed unneeded ones; anything else is unexpected.
   std::set<std::string> module_paths;
   for (const auto& item : params) module_paths.insert(item.key());
   LoadReport report;
   for (const auto& name : checkpoint.names()) {
     if (used.count(name)) continue;
-    auto module = map.to_module(name);
-    bool known_unused = map.is_ignorable(name) || (module && !module_paths.count(*module));
+    bool known_unused = map.is_ignorable(name);
+    if (!known_unused) {
+      auto path = map.to_module(name);
+      auto zero = path ? as_layer_zero(*path) : "";
+      known_unused = !zero.empty() && module_paths.count(zero) && !module_paths.count(*path);
+    }
     (known_unused ? report.ignored : report.unexpected).push_back(name);
   }
   return report;

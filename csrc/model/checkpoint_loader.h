@@ -27,9 +27,19 @@ core::DType to_dtype(at::ScalarType type);  // InvalidInputError for types safet
 at::Tensor read_tensor(const core::SafetensorsFile& file, const core::TensorInfo& info,
                        std::optional<at::ScalarType> dtype, at::Device device);
 
+// LoRA adapter parameters (a "lora_A" / "lora_B" path segment): parts of a module that a base
+// checkpoint does not hold.
+bool is_adapter_parameter(const std::string& module_path);
+
 // Fills every parameter of `module` from `checkpoint` through `map`, converting floating tensors to
-// `dtype` on `device`. Throws MissingKeyError listing every missing tensor, and InvalidInputError
-// naming the tensor on a shape mismatch. Nothing is partially loaded on error.
+// `dtype` on `device`. Adapter parameters (is_adapter_parameter) are loaded when the checkpoint has
+// them and otherwise keep their values (converted to `device`); every other parameter is required.
+// Throws MissingKeyError listing every missing tensor, and InvalidInputError naming the tensor on a
+// shape mismatch. Nothing is partially loaded on error.
+//
+// Checkpoint tensors the module does not use are reported: `ignored` when the map lists them as
+// ignorable or they belong to a layer the module does not build (a vision layer past the one whose
+// features are used: its path exists in layer 0), `unexpected` otherwise.
 LoadReport load_module(torch::nn::Module& module, const WeightMap& map, const core::Checkpoint& checkpoint,
                        at::ScalarType dtype, at::Device device);
 

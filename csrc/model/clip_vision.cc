@@ -7,6 +7,7 @@
 
 #include "core/errors.h"
 #include "core/json_file.h"
+#include "model/activation_checkpoint.h"
 #include "model/config.h"
 
 namespace unime::model {
@@ -36,39 +37,44 @@ ClipVisionConfig ClipVisionConfig::from_json(const nlohmann::json& raw, const st
   return c;
 }
 
-LayerNorm::LayerNorm(int64_t dim, double eps_) : eps(eps_) {
-  weight = register_parameter("weight", placeholder({dim}), false);
-  bias = register_parameter("bias", placeholder({dim}), false);
-}
-
-at::Tensor LayerNorm::forward(const at::Tensor& x) const {
-  return at::layer_norm(x, {x.size(-1)}, weight, bias, eps);
-}
-
-ClipEncoderLayer::ClipEncoderLayer(const ClipVisionConfig& c)
-    : num_heads_(c.num_attention_heads), quick_gelu_(c.hidden_act == "quick_gelu") {
+ClipAttention::ClipAttention(const ClipVisionConfig& c) : num_heads_(c.num_attention_heads) {
   const auto D = c.hidden_size;
-  layer_norm1 = register_module("layer_norm1", std::make_shared<LayerNorm>(D, c.layer_norm_eps));
-  layer_norm2 = register_module("layer_norm2", std::make_shared<LayerNorm>(D, c.layer_norm_eps));
   q_proj = register_module("q_proj", std::make_shared<Linear>(D, D, true));
   k_proj = register_module("k_proj", std::make_shared<Linear>(D, D, true));
   v_proj = register_module("v_proj", std::make_shared<Linear>(D, D, true));
   out_proj = register_module("out_proj", std::make_shared<Linear>(D, D, true));
-  fc1 = register_module("fc1", std::make_shared<Linear>(D, c.intermediate_size, true));
-  fc2 = register_module("fc2", std::make_shared<Linear>(c.intermediate_size, D, true));
+}
+
+at::Tensor ClipAttention::forward(const at::Tensor& x) const {
+  const auto N = x.size(0), T = x.size(1);
+  auto heads = [&](const at::Tensor& t) { return t.view({N, T, num_heads_, -1}).transpose(1, 2); };
+  auto q = heads(q_proj->forward(x)), k = heads(k_proj->forward(x)), v = heads(v_proj->forward(x));
+  // Bidirectional attention over all tokens; scale 1/sqrt(head_dim) (SDPA's default).
+  return out_proj->forward(at::scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape({N, T, -1}));
+}
+
+ClipMlp::ClipMlp(const ClipVisionConfig& c) : quick_gelu_(c.hidden_act == "quick_gelu") {
+  fc1 = register_module("fc1", std::make_shared<Linear>(c.hidden_size, c.intermediate_size, true));
+  fc2 = register_module("fc2", std::make_shared<Linear>(c.intermediate_size, c.hidden_size, true));
+}
+
+at::Tensor ClipMlp::forward(const at::Tensor& x) const {
+  auto m = fc1->forward(x);
+  m = quick_gelu_ ? m * at::sigmoid(1.702 * m) : at::gelu(m);
+  return fc2->forward(m);
+}
+
+ClipEncoderLayer::ClipEncoderLayer(const ClipVisionConfig& c) {
+  const auto D = c.hidden_size;
+  layer_norm1 = register_module("layer_norm1", std::make_shared<LayerNorm>(D, c.layer_norm_eps));
+  self_attn = register_module("self_attn", std::make_shared<ClipAttention>(c));
+  layer_norm2 = register_module("layer_norm2", std::make_shared<LayerNorm>(D, c.layer_norm_eps));
+  mlp = register_module("mlp", std::make_shared<ClipMlp>(c));
 }
 
 at::Tensor ClipEncoderLayer::forward(const at::Tensor& x) const {
-  const auto N = x.size(0), T = x.size(1);
-  auto h = layer_norm1->forward(x);
-  auto heads = [&](const at::Tensor& t) { return t.view({N, T, num_heads_, -1}).transpose(1, 2); };
-  auto q = heads(q_proj->forward(h)), k = heads(k_proj->forward(h)), v = heads(v_proj->forward(h));
-  // Bidirectional attention over all tokens; scale 1/sqrt(head_dim) (SDPA's default).
-  auto attn = at::scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape({N, T, -1});
-  auto r = x + out_proj->forward(attn);
-  auto m = fc1->forward(layer_norm2->forward(r));
-  m = quick_gelu_ ? m * at::sigmoid(1.702 * m) : at::gelu(m);
-  return r + fc2->forward(m);
+  auto r = x + self_attn->forward(layer_norm1->forward(x));
+  return r + mlp->forward(layer_norm2->forward(r));
 }
 
 ClipVisionTower::ClipVisionTower(const ClipVisionConfig& c, int64_t num_layers_to_run) : config_(c) {
@@ -98,33 +104,20 @@ at::Tensor ClipVisionTower::forward(const at::Tensor& pixels) const {
   auto cls = class_embedding.view({1, 1, -1}).expand({N, 1, -1});
   x = at::cat({cls, x}, 1) + position_embedding.unsqueeze(0);
   x = pre_layrnorm->forward(x);
-  for (const auto& layer : layers) x = layer->forward(x);
+  for (const auto& layer : layers) {
+    auto run = [&](const at::Tensor& h) { return layer->forward(h); };
+    x = checkpointing_ ? checkpointed(run, x) : run(x);
+  }
   return x;
 }
 
 const WeightMap& clip_vision_weight_map() {
-  static const WeightMap map({
+  static const WeightMap map(std::vector<WeightRule>{
       {"embeddings.class_embedding", "class_embedding"},
       {"embeddings.patch_embedding.weight", "patch_embedding"},
       {"embeddings.position_embedding.weight", "position_embedding"},
-      {"pre_layrnorm.weight", "pre_layrnorm.weight"},
-      {"pre_layrnorm.bias", "pre_layrnorm.bias"},
-      {"encoder.layers.{L}.layer_norm1.weight", "layers.{L}.layer_norm1.weight"},
-      {"encoder.layers.{L}.layer_norm1.bias", "layers.{L}.layer_norm1.bias"},
-      {"encoder.layers.{L}.layer_norm2.weight", "layers.{L}.layer_norm2.weight"},
-      {"encoder.layers.{L}.layer_norm2.bias", "layers.{L}.layer_norm2.bias"},
-      {"encoder.layers.{L}.self_attn.q_proj.weight", "layers.{L}.q_proj.weight"},
-      {"encoder.layers.{L}.self_attn.q_proj.bias", "layers.{L}.q_proj.bias"},
-      {"encoder.layers.{L}.self_attn.k_proj.weight", "layers.{L}.k_proj.weight"},
-      {"encoder.layers.{L}.self_attn.k_proj.bias", "layers.{L}.k_proj.bias"},
-      {"encoder.layers.{L}.self_attn.v_proj.weight", "layers.{L}.v_proj.weight"},
-      {"encoder.layers.{L}.self_attn.v_proj.bias", "layers.{L}.v_proj.bias"},
-      {"encoder.layers.{L}.self_attn.out_proj.weight", "layers.{L}.out_proj.weight"},
-      {"encoder.layers.{L}.self_attn.out_proj.bias", "layers.{L}.out_proj.bias"},
-      {"encoder.layers.{L}.mlp.fc1.weight", "layers.{L}.fc1.weight"},
-      {"encoder.layers.{L}.mlp.fc1.bias", "layers.{L}.fc1.bias"},
-      {"encoder.layers.{L}.mlp.fc2.weight", "layers.{L}.fc2.weight"},
-      {"encoder.layers.{L}.mlp.fc2.bias", "layers.{L}.fc2.bias"},
+      {"pre_layrnorm", "pre_layrnorm"},
+      {"encoder.layers.{L}", "layers.{L}"},
   });
   return map;
 }

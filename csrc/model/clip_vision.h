@@ -27,12 +27,26 @@ struct ClipVisionConfig {
                                     const std::string& source);
 };
 
-class LayerNorm : public torch::nn::Module {
+// Submodules named as transformers' CLIPEncoderLayer (self_attn.{q,k,v,out}_proj, mlp.fc1/fc2), so
+// LoRA targets on the vision tower have PEFT's names.
+class ClipAttention : public torch::nn::Module {
  public:
-  LayerNorm(int64_t dim, double eps);
-  at::Tensor forward(const at::Tensor& x) const;
-  at::Tensor weight, bias;
-  double eps;
+  explicit ClipAttention(const ClipVisionConfig& c);
+  at::Tensor forward(const at::Tensor& x) const;  // (N, tokens, hidden), bidirectional
+  std::shared_ptr<Linear> q_proj, k_proj, v_proj, out_proj;
+
+ private:
+  int64_t num_heads_;
+};
+
+class ClipMlp : public torch::nn::Module {
+ public:
+  explicit ClipMlp(const ClipVisionConfig& c);
+  at::Tensor forward(const at::Tensor& x) const;  // fc2(act(fc1(x)))
+  std::shared_ptr<Linear> fc1, fc2;
+
+ private:
+  bool quick_gelu_;
 };
 
 class ClipEncoderLayer : public torch::nn::Module {
@@ -40,11 +54,8 @@ class ClipEncoderLayer : public torch::nn::Module {
   explicit ClipEncoderLayer(const ClipVisionConfig& c);
   at::Tensor forward(const at::Tensor& x) const;  // (N, tokens, hidden) -> same
   std::shared_ptr<LayerNorm> layer_norm1, layer_norm2;
-  std::shared_ptr<Linear> q_proj, k_proj, v_proj, out_proj, fc1, fc2;
-
- private:
-  int64_t num_heads_;
-  bool quick_gelu_;
+  std::shared_ptr<ClipAttention> self_attn;
+  std::shared_ptr<ClipMlp> mlp;
 };
 
 class ClipVisionTower : public torch::nn::Module {
@@ -56,6 +67,7 @@ class ClipVisionTower : public torch::nn::Module {
   // the CLS token first (no post-LayerNorm).
   at::Tensor forward(const at::Tensor& pixels) const;
   const ClipVisionConfig& config() const { return config_; }
+  void set_gradient_checkpointing(bool on) { checkpointing_ = on; }
 
   at::Tensor class_embedding, patch_embedding, position_embedding;  // (D), (D,3,p,p), (positions, D)
   std::shared_ptr<LayerNorm> pre_layrnorm;  // sic: transformers' spelling, kept for the weight names
@@ -63,6 +75,7 @@ class ClipVisionTower : public torch::nn::Module {
 
  private:
   ClipVisionConfig config_;
+  bool checkpointing_ = false;
 };
 
 // Rules below the CLIP vision model's root on both sides ("encoder.layers.{L}.self_attn.q_proj.weight").

@@ -4,12 +4,14 @@
 
 #include "core/errors.h"
 #include "core/json_file.h"
+#include "core/util/strings.h"
 #include "model/config_defaults.h"
 
 namespace unime::model {
 
 using core::get_or;
 using core::get_required;
+using core::quote;
 
 nlohmann::json with_defaults(const nlohmann::json& config, const std::string& table) {
   nlohmann::json out = config;
@@ -20,12 +22,56 @@ nlohmann::json with_defaults(const nlohmann::json& config, const std::string& ta
   return out;
 }
 
+bool is_decoder_model_type(const std::string& t) { return t == "llama" || t == "mistral" || t == "qwen2" || t == "phi3"; }
+
+namespace {
+
+std::optional<int64_t> optional_int(const nlohmann::json& json, const char* key, const std::string& source) {
+  if (!json.contains(key) || json[key].is_null()) return std::nullopt;
+  return get_required<int64_t>(json, key, source);
+}
+
+// Each family's layout, as its transformers 4.48 modeling file builds it.
+void read_family_layout(DecoderConfig& c, const nlohmann::json& json, const std::string& source) {
+  const auto& t = c.model_type;
+  if (t == "llama") {
+    const bool b = get_or<bool>(json, "attention_bias", false, source);
+    c.q_bias = c.k_bias = c.v_bias = c.o_bias = b;
+    c.mlp_bias = get_or<bool>(json, "mlp_bias", false, source);
+  } else if (t == "qwen2") {
+    c.q_bias = c.k_bias = c.v_bias = true;  // Qwen2Attention: q/k/v with bias, o_proj without
+    // transformers 4.48 applies Qwen2's window only with use_sliding_window, from max_window_layers on.
+    if (get_or<bool>(json, "use_sliding_window", false, source))
+      throw InvalidInputError(source + ": use_sliding_window = true (Qwen2's per-layer window) is not supported");
+  } else if (t == "phi3") {
+    c.fused_qkv = c.fused_gate_up = true;
+  }
+  if (t == "mistral" || t == "phi3") c.sliding_window = optional_int(json, "sliding_window", source);
+}
+
+void read_rope(DecoderConfig& c, const nlohmann::json& json, const std::string& source) {
+  c.rope.theta = get_or<double>(json, "rope_theta", 10000.0, source);
+  // Rotary scaling variants change the maths; refuse the ones we have not implemented rather than
+  // silently computing different embeddings.
+  if (json.contains("rope_scaling") && !json["rope_scaling"].is_null()) {
+    const auto& rs = json["rope_scaling"];
+    std::string type = rs.is_object() ? get_or<std::string>(rs, "rope_type", get_or<std::string>(rs, "type", "", source), source) : "";
+    if (type != "default")
+      throw InvalidInputError(source + ": rope_scaling " + rs.dump() + " is not supported yet (only the default rotary embedding)");
+  }
+  if (json.contains("partial_rotary_factor") && get_or<double>(json, "partial_rotary_factor", 1.0, source) != 1.0)
+    throw InvalidInputError(source + ": partial_rotary_factor != 1 is not supported");
+}
+
+}  // namespace
+
 DecoderConfig DecoderConfig::from_json(const nlohmann::json& raw, const std::string& source) {
   if (!raw.is_object()) throw InvalidInputError(source + ": config must be a JSON object");
   DecoderConfig c;
   c.model_type = get_required<std::string>(raw, "model_type", source);
-  if (c.model_type != "llama" && c.model_type != "mistral")
-    throw InvalidInputError(source + ": decoder model_type '" + c.model_type + "' is not supported (llama, mistral)");
+  if (!is_decoder_model_type(c.model_type))
+    throw InvalidInputError(source + ": decoder model_type " + quote(c.model_type) +
+                            " is not supported (llama, mistral, qwen2, phi3)");
   // Keys the file omits take the defaults of that model type's config class, as in transformers.
   const auto json = with_defaults(raw, c.model_type);
   c.vocab_size = get_required<int64_t>(json, "vocab_size", source);
@@ -46,28 +92,15 @@ DecoderConfig DecoderConfig::from_json(const nlohmann::json& raw, const std::str
     throw InvalidInputError(source + ": num_attention_heads (" + std::to_string(c.num_attention_heads) +
                             ") must be a multiple of num_key_value_heads (" +
                             std::to_string(c.num_key_value_heads) + ")");
+  c.max_position_embeddings = get_or<int64_t>(json, "max_position_embeddings", 0, source);
   c.rms_norm_eps = get_or<double>(json, "rms_norm_eps", 1e-6, source);
-  c.rope_theta = get_or<double>(json, "rope_theta", 10000.0, source);
-  c.attention_bias = get_or<bool>(json, "attention_bias", false, source);
-  c.mlp_bias = get_or<bool>(json, "mlp_bias", false, source);
   c.hidden_act = get_or<std::string>(json, "hidden_act", "silu", source);
   c.torch_dtype = get_or<std::string>(json, "torch_dtype", "", source);
+  c.pad_token_id = optional_int(json, "pad_token_id", source);
   if (c.hidden_act != "silu")
-    throw InvalidInputError(source + ": hidden_act '" + c.hidden_act + "' is not supported (only 'silu')");
-  if (c.model_type == "mistral") {
-    if (json.contains("sliding_window") && !json["sliding_window"].is_null())
-      c.sliding_window = get_required<int64_t>(json, "sliding_window", source);
-  }
-  // Rotary scaling variants change the maths; refuse the ones we have not implemented rather than
-  // silently computing different embeddings.
-  if (json.contains("rope_scaling") && !json["rope_scaling"].is_null()) {
-    const auto& rs = json["rope_scaling"];
-    std::string type = rs.is_object() ? get_or<std::string>(rs, "rope_type", get_or<std::string>(rs, "type", "", source), source) : "";
-    if (type != "default")
-      throw InvalidInputError(source + ": rope_scaling " + rs.dump() + " is not supported yet (only the default rotary embedding)");
-  }
-  if (json.contains("partial_rotary_factor") && get_or<double>(json, "partial_rotary_factor", 1.0, source) != 1.0)
-    throw InvalidInputError(source + ": partial_rotary_factor != 1 is not supported");
+    throw InvalidInputError(source + ": hidden_act " + quote(c.hidden_act) + " is not supported (only 'silu')");
+  read_family_layout(c, json, source);
+  read_rope(c, json, source);
   return c;
 }
 

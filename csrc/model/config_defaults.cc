@@ -84,6 +84,33 @@ const nlohmann::json& config_defaults() {
     "rope_theta": 10000.0,
     "sliding_window": 4096,
     "vocab_size": 32000
+  },
+  "phi3": {
+    "hidden_act": "silu",
+    "hidden_size": 3072,
+    "intermediate_size": 8192,
+    "max_position_embeddings": 4096,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "original_max_position_embeddings": 4096,
+    "pad_token_id": 32000,
+    "rms_norm_eps": 1e-05,
+    "rope_theta": 10000.0,
+    "vocab_size": 32064
+  },
+  "qwen2": {
+    "hidden_act": "silu",
+    "hidden_size": 4096,
+    "intermediate_size": 22016,
+    "max_position_embeddings": 32768,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 32,
+    "rms_norm_eps": 1e-06,
+    "rope_theta": 10000.0,
+    "sliding_window": 4096,
+    "use_sliding_window": false,
+    "vocab_size": 151936
   }
 })json");
   return table;

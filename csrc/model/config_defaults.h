@@ -7,7 +7,7 @@
 
 namespace unime::model {
 
-// {"llama": {...}, "mistral": {...}, "clip_vision_model": {...}, "llava_next": {...},
+// {"llama": {...}, "mistral": {...}, "phi3": {...}, "qwen2": {...}, "clip_vision_model": {...}, "llava_next": {...},
 //  "llava_next.vision_config": {...}}: literal __init__ defaults only (derived values such as
 // head_dim are computed by the config readers). Generated: tools/gen_config_defaults.py.
 const nlohmann::json& config_defaults();

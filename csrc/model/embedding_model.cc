@@ -42,12 +42,14 @@ std::shared_ptr<EmbeddingModel> EmbeddingModel::load(const std::string& path, st
   auto checkpoint = core::Checkpoint::open(path);
   model->report_ = load_module(*model->backbone_, model->backbone_->weight_map(), checkpoint, model->dtype_, device);
   model->backbone_->eval();
+  model->processor_ = create_processor(path, config, *model->backbone_);
   return model;
 }
 
 namespace {
 EncodeBatch on_device(const EncodeBatch& batch, at::Device device) {
-  EncodeBatch out{batch.input_ids.to(device), batch.attention_mask.to(device), batch.images};
+  EncodeBatch out{batch.input_ids.to(device), batch.attention_mask.to(device), batch.images,
+                  batch.position_ids.defined() ? batch.position_ids.to(device) : at::Tensor()};
   for (auto& image : out.images) image.pixel_values = image.pixel_values.to(device);
   return out;
 }
@@ -65,6 +67,18 @@ at::Tensor EmbeddingModel::encode(const EncodeBatch& batch, bool normalize, bool
   }
   auto pooled = backbone_->last_token_hidden(b);
   return normalize ? l2_normalize(pooled) : pooled;
+}
+
+at::Tensor EmbeddingModel::encode_inputs(const std::vector<EncodeInput>& inputs, const ProcessOptions& options,
+                                         bool normalize, ProcessedBatch* processed) const {
+  if (!processor_)
+    throw InvalidInputError("this checkpoint has no tokenizer.json next to config.json: encoding texts and images "
+                            "needs one (token ids can be encoded directly)");
+  auto batch = processor_->process(inputs, options);
+  at::Tensor out = batch.rows.empty() ? at::empty({0, hidden_size()}, at::TensorOptions().dtype(dtype_).device(device_))
+                                      : encode(batch.batch, normalize);
+  if (processed) *processed = std::move(batch);
+  return out;
 }
 
 }  // namespace unime::model

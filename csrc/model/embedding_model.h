@@ -10,6 +10,7 @@
 
 #include "model/backbone.h"
 #include "model/checkpoint_loader.h"
+#include "model/processor.h"
 
 namespace unime::model {
 
@@ -30,6 +31,15 @@ class EmbeddingModel {
   at::Tensor encode(const EncodeBatch& batch, bool normalize, bool packed = true) const;
   at::Tensor last_hidden_state(const EncodeBatch& batch) const;
 
+  // Texts, images and instructions end to end: the processor builds the batch, encode() embeds
+  // it. Returns the embeddings of the processed rows ((rows, hidden), in the model dtype) with
+  // `processed` describing which input each row is and which inputs were left out.
+  at::Tensor encode_inputs(const std::vector<EncodeInput>& inputs, const ProcessOptions& options, bool normalize,
+                           ProcessedBatch* processed = nullptr) const;
+  // nullptr when the checkpoint has no tokenizer.json.
+  const Processor* processor() const { return processor_.get(); }
+  std::shared_ptr<const Processor> shared_processor() const { return processor_; }
+
   const LoadReport& load_report() const { return report_; }
   const std::string& config_json() const { return config_json_; }  // config.json text as read
   const std::string& model_type() const { return model_type_; }
@@ -42,6 +52,7 @@ class EmbeddingModel {
  private:
   EmbeddingModel() = default;
   std::shared_ptr<Backbone> backbone_;
+  std::shared_ptr<const Processor> processor_;
   LoadReport report_;
   std::string config_json_, model_type_;
   at::ScalarType dtype_ = at::kFloat;

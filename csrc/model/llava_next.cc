@@ -58,10 +58,7 @@ WeightMap llava_next_weight_map() {
   WeightSection vision{clip_vision_weight_map().rules(),
                        {"vision_tower.vision_model.", "model.vision_tower.vision_model."},
                        "vision_tower."};
-  WeightSection projector{{{"linear_1.weight", "projector_1.weight"},
-                           {"linear_1.bias", "projector_1.bias"},
-                           {"linear_2.weight", "projector_2.weight"},
-                           {"linear_2.bias", "projector_2.bias"}},
+  WeightSection projector{{{"linear_1", "projector_1"}, {"linear_2", "projector_2"}},
                           {"multi_modal_projector.", "model.multi_modal_projector."},
                           ""};
   WeightSection newline{{{"image_newline", "image_newline"}}, {"", "model."}, ""};
@@ -82,6 +79,11 @@ LlavaNextBackbone::LlavaNextBackbone(const LlavaNextModelConfig& config)
   projector_2 = register_module("projector_2", std::make_shared<Linear>(D, D, config.projector_bias));
   image_newline = register_parameter("image_newline", placeholder({D}), false);
   decoder = register_module("decoder", std::make_shared<Decoder>(config.text));
+}
+
+void LlavaNextBackbone::set_gradient_checkpointing(bool on) {
+  decoder->set_gradient_checkpointing(on);
+  vision_tower->set_gradient_checkpointing(on);
 }
 
 int64_t LlavaNextBackbone::image_token_count(int64_t height, int64_t width) const {
@@ -153,7 +155,8 @@ at::Tensor LlavaNextBackbone::embed_with_images(const at::Tensor& ids, const std
 
 at::Tensor LlavaNextBackbone::last_hidden_state(const EncodeBatch& batch) const {
   decoder->check_input_ids(batch.input_ids);
-  return decoder->forward_embeds(embed_with_images(batch.input_ids, batch.images), batch.attention_mask);
+  return decoder->forward_embeds(embed_with_images(batch.input_ids, batch.images), batch.attention_mask,
+                                 batch.position_ids);
 }
 
 at::Tensor LlavaNextBackbone::last_token_hidden(const EncodeBatch& batch) const {
@@ -162,7 +165,8 @@ at::Tensor LlavaNextBackbone::last_token_hidden(const EncodeBatch& batch) const 
                     batch.input_ids.sizes(), ", got ", batch.attention_mask.sizes());
   auto packed = pack_sequences(batch.attention_mask, batch.input_ids.device());
   auto tokens = batch.input_ids.reshape(-1).index_select(0, packed.token_index);
-  return decoder->last_token_hidden_packed(embed_with_images(tokens, batch.images), packed);
+  return decoder->last_token_hidden_packed(embed_with_images(tokens, batch.images), packed,
+                                           packed_positions(batch, packed));
 }
 
 std::shared_ptr<Backbone> make_llava_next_backbone(const nlohmann::json& config, const std::string& source) {

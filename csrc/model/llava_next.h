@@ -35,6 +35,12 @@ class LlavaNextBackbone : public Backbone {
   int64_t hidden_size() const override { return config_.text.hidden_size; }
   std::optional<int64_t> image_token_id() const override { return config_.image_token_index; }
   int64_t image_token_count(int64_t height, int64_t width) const override;
+  std::vector<Component> components() const override {
+    return {{"language_model", "decoder."}, {"vision_tower", "vision_tower."}, {"projector", "projector_"}};
+  }
+  void set_gradient_checkpointing(bool on) override;
+  int64_t max_length() const override { return config_.text.max_position_embeddings; }
+  const LlavaNextModelConfig& config() const { return config_; }
 
   // Every image's features in placeholder order, concatenated: (sum of token counts, hidden).
   at::Tensor image_features(const std::vector<ImageInput>& images) const;

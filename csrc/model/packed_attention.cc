@@ -44,6 +44,29 @@ PackedSequences pack_sequences(const at::Tensor& attention_mask, c10::Device dev
   return p;
 }
 
+PackedSequences pack_lengths(const std::vector<int64_t>& lengths, c10::Device device) {
+  PackedSequences p;
+  p.offsets.reserve(lengths.size() + 1);
+  p.offsets.push_back(0);
+  std::vector<int64_t> positions;
+  for (size_t b = 0; b < lengths.size(); ++b) {
+    TORCH_CHECK_VALUE(lengths[b] > 0, "sequence ", b, " has length ", lengths[b], "; lengths must be positive");
+    for (int64_t j = 0; j < lengths[b]; ++j) positions.push_back(j);
+    p.offsets.push_back(p.offsets.back() + lengths[b]);
+    p.max_len = std::max(p.max_len, lengths[b]);
+  }
+  auto on = [&](std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(device); };
+  p.positions = on(positions);
+  std::vector<int64_t> token_index(static_cast<size_t>(p.offsets.back()));
+  for (size_t i = 0; i < token_index.size(); ++i) token_index[i] = static_cast<int64_t>(i);
+  p.token_index = on(token_index);
+  std::vector<int64_t> last_index(p.offsets.begin() + 1, p.offsets.end());
+  for (auto& i : last_index) --i;
+  p.last_index = on(last_index);
+  p.cu_seqlens = at::tensor(p.offsets, at::kLong).to(at::kInt).to(device);
+  return p;
+}
+
 namespace {
 
 bool use_flash(const at::Tensor& q) {
@@ -58,20 +81,21 @@ at::Tensor repeat_heads(const at::Tensor& x, int64_t rep) {  // (1, Hkv, n, d) -
 }
 
 at::Tensor flash_varlen(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedSequences& p,
-                        std::optional<int64_t> window, bool last_only, double scale) {
+                        const AttentionMaskSpec& mask, bool last_only, double scale) {
   // Flash aligns the causal mask to the bottom right, so a single query per sequence (last_only)
   // sees all its keys; the window is left-sided: keys j >= i - (window - 1).
   auto cu_q = last_only ? at::arange(p.batch() + 1, p.cu_seqlens.options()) : p.cu_seqlens;
   std::optional<int64_t> left, right;
-  if (window) left = *window - 1, right = 0;
+  if (mask.causal && mask.sliding_window) left = *mask.sliding_window - 1, right = 0;
   auto out = at::_flash_attention_forward(q.contiguous(), k.contiguous(), v.contiguous(), cu_q, p.cu_seqlens,
-                                          last_only ? 1 : p.max_len, p.max_len, 0.0, /*is_causal=*/true,
+                                          last_only ? 1 : p.max_len, p.max_len, 0.0, mask.causal,
                                           /*return_debug_mask=*/false, scale, left, right);
   return std::get<0>(out);
 }
 
 at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedSequences& p,
-                             std::optional<int64_t> window, bool last_only, double scale) {
+                             const AttentionMaskSpec& mask, bool last_only, double scale) {
+  const auto window = mask.causal ? mask.sliding_window : std::nullopt;
   const auto rep = q.size(1) / k.size(1);
   std::vector<at::Tensor> outs;
   outs.reserve(p.batch());
@@ -95,7 +119,7 @@ at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at:
       auto allowed = (i.unsqueeze(0) <= i.unsqueeze(1)) & ((i.unsqueeze(1) - i.unsqueeze(0)) < *window);
       out = at::scaled_dot_product_attention(qb, kb, vb, allowed, 0.0, false, scale);
     } else {
-      out = at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, /*is_causal=*/true, scale);
+      out = at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, mask.causal, scale);
     }
     outs.push_back(out.squeeze(0).transpose(0, 1));  // (n, H, d)
   }
@@ -104,11 +128,18 @@ at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at:
 
 }  // namespace
 
-at::Tensor packed_causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                   const PackedSequences& packed, std::optional<int64_t> sliding_window,
-                                   bool last_only, double scale) {
-  if (use_flash(q)) return flash_varlen(q, k, v, packed, sliding_window, last_only, scale);
-  return per_sequence_sdpa(q, k, v, packed, sliding_window, last_only, scale);
+at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedSequences& packed,
+                            const AttentionMaskSpec& mask, bool last_only, double scale) {
+  TORCH_CHECK_VALUE(!last_only || mask.causal, "packed_attention: last_only needs causal attention");
+  TORCH_CHECK_VALUE(q.dim() == 3 && k.dim() == 3 && v.sizes() == k.sizes() && q.size(2) == k.size(2) &&
+                        k.size(1) > 0 && q.size(1) % k.size(1) == 0,
+                    "packed_attention: expected q (Tq, H, d), k and v (T, Hkv, d) with H a multiple of Hkv, got q ",
+                    q.sizes(), ", k ", k.sizes(), ", v ", v.sizes());
+  TORCH_CHECK_VALUE(k.size(0) == packed.offsets.back() && q.size(0) == (last_only ? packed.batch() : k.size(0)),
+                    "packed_attention: ", packed.offsets.back(), " packed tokens in ", packed.batch(),
+                    " sequences, got q ", q.sizes(), " and k ", k.sizes());
+  if (use_flash(q)) return flash_varlen(q, k, v, packed, mask, last_only, scale);
+  return per_sequence_sdpa(q, k, v, packed, mask, last_only, scale);
 }
 
 }  // namespace unime::model

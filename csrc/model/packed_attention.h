@@ -1,5 +1,7 @@
-// Causal attention over packed sequences: the real tokens of a batch concatenated without padding,
-// so projections and MLPs never compute on padding (a mixed-length batch is often half padding).
+// Attention over packed sequences: the real tokens of a batch concatenated without padding, so
+// projections and MLPs never compute on padding (a mixed-length batch is often half padding).
+// Causal within each sequence for decoders; bidirectional within each sequence (block-diagonal)
+// for vision towers whose images of a batch are packed the same way.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -24,14 +26,22 @@ struct PackedSequences {
 // naming the row.
 PackedSequences pack_sequences(const at::Tensor& attention_mask, c10::Device device);
 
-// q: (Tq, H, d), k and v: (T, Hkv, d) packed; H a multiple of Hkv. Causal attention within each
-// sequence, with keys j visible from query i when i - j < sliding_window (if set).
-// last_only: q holds one query per sequence, the sequence's last token (Tq = B), which sees every
-// key of its sequence (within the window): the last decoder layer only needs those rows.
+// The same layout from sequence lengths (all positive).
+PackedSequences pack_lengths(const std::vector<int64_t>& lengths, c10::Device device);
+
+// Which keys a query sees within its sequence.
+struct AttentionMaskSpec {
+  bool causal = true;                     // keys j <= i only; false: every key of the sequence
+  std::optional<int64_t> sliding_window;  // causal only: keys with i - j < window
+};
+
+// q: (Tq, H, d), k and v: (T, Hkv, d) packed; H a multiple of Hkv. Attention within each sequence
+// as `mask` says (never across sequences).
+// last_only (causal only): q holds one query per sequence, the sequence's last token (Tq = B),
+// which sees every key of its sequence (within the window): the last decoder layer only needs those rows.
 // Returns (Tq, H, d). Uses flash attention's varlen kernel for fp16/bf16 on CUDA, and per-sequence
-// scaled_dot_product_attention otherwise.
-at::Tensor packed_causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                   const PackedSequences& packed, std::optional<int64_t> sliding_window,
-                                   bool last_only, double scale);
+// scaled_dot_product_attention otherwise; both are differentiable.
+at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedSequences& packed,
+                            const AttentionMaskSpec& mask, bool last_only, double scale);
 
 }  // namespace unime::model

@@ -1,21 +1,65 @@
+// The model families: config.json's model_type -> (backbone factory, processor factory).
+#include <ATen/ATen.h>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
+#include "core/util/strings.h"
 #include "model/backbone.h"
 #include "model/decoder_backbone.h"
 #include "model/llava_next.h"
+#include "model/llava_next_processor.h"
+#include "model/processor.h"
 
 namespace unime::model {
 namespace {
 
-const std::map<std::string, BackboneFactory>& factories() {
-  static const std::map<std::string, BackboneFactory> table = {
-      {"llama", make_decoder_backbone},
-      {"mistral", make_decoder_backbone},
-      {"llava_next", make_llava_next_backbone},
+using ProcessorFactory = std::function<std::shared_ptr<Processor>(
+    const std::string& model_dir, const nlohmann::json& config, const Backbone& backbone,
+    std::shared_ptr<const core::Tokenizer> tokenizer)>;
+
+struct Family {
+  BackboneFactory backbone;
+  ProcessorFactory processor;
+};
+
+std::shared_ptr<Processor> make_text_processor(const std::string&, const nlohmann::json& config,
+                                               const Backbone& backbone, std::shared_ptr<const core::Tokenizer> tok) {
+  const auto pad = resolve_pad_token_id(config, *tok);
+  return std::make_shared<TextProcessor>(std::move(tok), config.at("model_type").get<std::string>(), pad,
+                                         backbone.max_length());
+}
+
+std::shared_ptr<Processor> make_llava_next_processor(const std::string& model_dir, const nlohmann::json& config,
+                                                     const Backbone& backbone,
+                                                     std::shared_ptr<const core::Tokenizer> tok) {
+  const auto& llava = dynamic_cast<const LlavaNextBackbone&>(backbone);
+  const auto pad = resolve_pad_token_id(config, *tok);
+  return std::make_shared<LlavaNextProcessor>(std::move(tok), llava_next_image_config(model_dir),
+                                              llava.config().image_token_index, pad, backbone.max_length());
+}
+
+const std::map<std::string, Family>& families() {
+  static const std::map<std::string, Family> table = {
+      {"llama", {make_decoder_backbone, make_text_processor}},
+      {"mistral", {make_decoder_backbone, make_text_processor}},
+      {"qwen2", {make_decoder_backbone, make_text_processor}},
+      {"phi3", {make_decoder_backbone, make_text_processor}},
+      {"llava_next", {make_llava_next_backbone, make_llava_next_processor}},
   };
   return table;
+}
+
+const Family& family_of(const nlohmann::json& config, const std::string& source) {
+  auto it = config.find("model_type");
+  if (it == config.end() || !it->is_string()) throw InvalidInputError(source + ": no string field 'model_type'");
+  auto type = it->get<std::string>();
+  auto found = families().find(type);
+  if (found == families().end())
+    throw InvalidInputError(source + ": model_type " + core::quote(type) +
+                            " is not supported (supported: " + core::join(supported_model_types(), ", ") + ")");
+  return found->second;
 }
 
 }  // namespace
@@ -24,23 +68,31 @@ int64_t Backbone::image_token_count(int64_t, int64_t) const {
   throw InvalidInputError("this model takes no images (text-only backbone)");
 }
 
+at::Tensor packed_positions(const EncodeBatch& batch, const PackedSequences& packed) {
+  if (!batch.position_ids.defined()) return {};
+  const auto& p = batch.position_ids;
+  TORCH_CHECK_VALUE(p.dim() >= 2 && p.size(-1) == batch.input_ids.size(1) && p.size(-2) == batch.input_ids.size(0),
+                    "position_ids must end in input_ids' shape ", batch.input_ids.sizes(), ", got ", p.sizes());
+  auto flat = p.to(packed.token_index.device()).flatten(-2);  // (..., B*L)
+  return flat.index_select(-1, packed.token_index);
+}
+
 std::vector<std::string> supported_model_types() {
   std::vector<std::string> out;
-  for (const auto& [name, _] : factories()) out.push_back(name);
+  for (const auto& [name, _] : families()) out.push_back(name);
   return out;
 }
 
 std::shared_ptr<Backbone> create_backbone(const nlohmann::json& config, const std::string& source) {
-  auto it = config.find("model_type");
-  if (it == config.end() || !it->is_string()) throw InvalidInputError(source + ": no string field 'model_type'");
-  auto type = it->get<std::string>();
-  auto found = factories().find(type);
-  if (found == factories().end()) {
-    std::string known;
-    for (const auto& name : supported_model_types()) known += (known.empty() ? "" : ", ") + name;
-    throw InvalidInputError(source + ": model_type '" + type + "' is not supported (supported: " + known + ")");
-  }
-  return found->second(config, source);
+  return family_of(config, source).backbone(config, source);
+}
+
+std::shared_ptr<Processor> create_processor(const std::string& model_dir, const nlohmann::json& config,
+                                            const Backbone& backbone) {
+  const auto tokenizer_path = std::filesystem::path(model_dir) / "tokenizer.json";
+  if (!std::filesystem::exists(tokenizer_path)) return nullptr;
+  auto tokenizer = std::make_shared<const core::Tokenizer>(core::Tokenizer::from_file(tokenizer_path.string()));
+  return family_of(config, model_dir).processor(model_dir, config, backbone, std::move(tokenizer));
 }
 
 }  // namespace unime::model

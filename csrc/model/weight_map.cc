@@ -3,42 +3,73 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "core/util/strings.h"
+
 namespace unime::model {
 
-bool match_pattern(const std::string& pattern, const std::string& name, std::string* layer) {
-  static const std::string kLayer = "{L}";
-  auto at = pattern.find(kLayer);
-  if (at == std::string::npos) return pattern == name;
-  const auto head = pattern.substr(0, at), tail = pattern.substr(at + kLayer.size());
-  if (name.size() <= head.size() + tail.size()) return false;
-  if (name.compare(0, head.size(), head) != 0) return false;
-  if (name.compare(name.size() - tail.size(), tail.size(), tail) != 0) return false;
-  auto digits = name.substr(head.size(), name.size() - head.size() - tail.size());
-  for (char ch : digits)
-    if (!std::isdigit(static_cast<unsigned char>(ch))) return false;
-  // "01" is not layer 1: reject leading zeros so the mapping stays one-to-one.
-  if (digits.size() > 1 && digits[0] == '0') return false;
-  if (layer) *layer = digits;
-  return true;
-}
+using core::starts_with;
 
 namespace {
+constexpr const char* kLayer = "{L}";
+
+// Length of the layer number at the start of `s` (digits, no leading zero: "01" is not layer 1,
+// which keeps the mapping one-to-one), or 0.
+size_t layer_digits(const std::string& s, size_t from) {
+  size_t end = from;
+  while (end < s.size() && std::isdigit(static_cast<unsigned char>(s[end]))) ++end;
+  if (end == from || (end - from > 1 && s[from] == '0')) return 0;
+  return end - from;
+}
+
 std::string substitute(const std::string& pattern, const std::string& layer) {
-  auto at = pattern.find("{L}");
+  auto at = pattern.find(kLayer);
   if (at == std::string::npos) return pattern;
   return pattern.substr(0, at) + layer + pattern.substr(at + 3);
 }
+}  // namespace
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
+std::optional<std::string> match_prefix(const std::string& pattern, const std::string& name, std::string* layer) {
+  size_t consumed = 0;
+  const auto at = pattern.find(kLayer);
+  if (at == std::string::npos) {
+    if (!starts_with(name, pattern)) return std::nullopt;
+    consumed = pattern.size();
+  } else {
+    const auto head = pattern.substr(0, at), tail = pattern.substr(at + 3);
+    if (!starts_with(name, head)) return std::nullopt;
+    const size_t digits = layer_digits(name, head.size());
+    if (digits == 0) return std::nullopt;
+    if (name.compare(head.size() + digits, tail.size(), tail) != 0) return std::nullopt;
+    if (layer) *layer = name.substr(head.size(), digits);
+    consumed = head.size() + digits + tail.size();
+  }
+  if (consumed != name.size() && name[consumed] != '.') return std::nullopt;
+  return name.substr(consumed);
+}
 
-// The HF pattern (below the prefix) of `module_path` in `section`, with the layer substituted.
-std::optional<std::string> hf_suffix(const WeightSection& section, const std::string& module_path) {
-  if (!starts_with(module_path, section.module_prefix)) return std::nullopt;
-  const auto rest = module_path.substr(section.module_prefix.size());
+bool match_pattern(const std::string& pattern, const std::string& name, std::string* layer) {
+  auto rest = match_prefix(pattern, name, layer);
+  return rest && rest->empty();
+}
+
+namespace {
+struct Match {
+  std::string mapped;  // the other side's name, prefix included
+  size_t specificity = 0;
+};
+
+// The best rule of `section` for `name` (below its prefix), mapping `from` side to `to` side.
+std::optional<Match> best_rule(const WeightSection& section, const std::string& name, bool hf_to_module) {
+  std::optional<Match> best;
   std::string layer;
-  for (const auto& r : section.rules)
-    if (match_pattern(r.module, rest, &layer)) return substitute(r.hf, layer);
-  return std::nullopt;
+  for (const auto& r : section.rules) {
+    const auto& from = hf_to_module ? r.hf : r.module;
+    const auto& to = hf_to_module ? r.module : r.hf;
+    auto rest = match_prefix(from, name, &layer);
+    if (!rest) continue;
+    if (!best || from.size() > best->specificity) best = Match{substitute(to, layer) + *rest, from.size()};
+  }
+  return best;
 }
 }  // namespace
 
@@ -60,25 +91,33 @@ std::optional<std::string> WeightMap::to_hf(const std::string& module_path) cons
 }
 
 std::vector<std::string> WeightMap::hf_candidates(const std::string& module_path) const {
-  for (const auto& section : sections_)
-    if (auto suffix = hf_suffix(section, module_path)) {
-      std::vector<std::string> out;
-      for (const auto& prefix : section.hf_prefixes) out.push_back(prefix + *suffix);
-      return out;
+  const WeightSection* section = nullptr;
+  std::optional<Match> best;
+  for (const auto& s : sections_) {
+    if (!starts_with(module_path, s.module_prefix)) continue;
+    auto m = best_rule(s, module_path.substr(s.module_prefix.size()), /*hf_to_module=*/false);
+    if (m && (!best || m->specificity + s.module_prefix.size() > best->specificity)) {
+      best = Match{m->mapped, m->specificity + s.module_prefix.size()};
+      section = &s;
     }
-  return {};
+  }
+  if (!best) return {};
+  std::vector<std::string> out;
+  for (const auto& prefix : section->hf_prefixes) out.push_back(prefix + best->mapped);
+  return out;
 }
 
 std::optional<std::string> WeightMap::to_module(const std::string& hf_name) const {
-  std::string layer;
+  std::optional<Match> best;
   for (const auto& section : sections_)
     for (const auto& prefix : section.hf_prefixes) {
       if (!starts_with(hf_name, prefix)) continue;
-      const auto rest = hf_name.substr(prefix.size());
-      for (const auto& r : section.rules)
-        if (match_pattern(r.hf, rest, &layer)) return section.module_prefix + substitute(r.module, layer);
+      auto m = best_rule(section, hf_name.substr(prefix.size()), /*hf_to_module=*/true);
+      if (m && (!best || m->specificity + prefix.size() > best->specificity))
+        best = Match{section.module_prefix + m->mapped, m->specificity + prefix.size()};
     }
-  return std::nullopt;
+  if (!best) return std::nullopt;
+  return best->mapped;
 }
 
 bool WeightMap::is_ignorable(const std::string& hf_name) const {

@@ -22,6 +22,14 @@ at::Tensor rms_norm_reference(const at::Tensor& x, const at::Tensor& weight, dou
 // Argument checks shared by every kernel of rms_norm; messages name the op and argument.
 void check_rms_norm_args(const at::Tensor& x, const at::Tensor& weight, double eps);
 
+// A Linear with a LoRA adapter (PEFT's maths): linear(x, weight, bias) + scaling * lora_b(lora_a(lora_x)),
+// the adapter term computed in lora_a's dtype and added in the base output's dtype. x: (..., in);
+// weight: (out, in); lora_a: (r, in); lora_b: (out, r); lora_x: the adapter's input (x after dropout,
+// in lora_a's dtype), x cast to lora_a's dtype when absent. Composite: autograd comes from its ATen ops.
+at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                       const at::Tensor& lora_a, const at::Tensor& lora_b, double scaling,
+                       const std::optional<at::Tensor>& lora_x);
+
 // ---- UniME objectives and the hard-negative miner (docs/losses.md; kernels in cpu/, cuda/) ----
 // Stage-1 relational distillation: KL between row-softmaxes of student (n, ds) and teacher (n, dt)
 // in-batch similarity matrices e e^T / temperature. Returns a 0-d tensor in student's dtype.

@@ -7,6 +7,9 @@
 
 TORCH_LIBRARY(unime, m) {
   m.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
+  // (..., in) -> (..., out): x W^T + b + scaling * B A lora_x, PEFT's LoRA Linear.
+  m.def("lora_linear(Tensor x, Tensor weight, Tensor? bias, Tensor lora_a, Tensor lora_b, float scaling, "
+        "Tensor? lora_x=None) -> Tensor");
   m.def("similarity_kl(Tensor student, Tensor teacher, float temperature=0.05, str direction=\"student_teacher\", "
         "str reduction=\"sum\") -> Tensor");
   m.def("hard_negative_infonce(Tensor query, Tensor candidate, Tensor? negatives=None, int k=8, float beta=0.1, "
@@ -21,6 +24,14 @@ namespace unime::ops {
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("unime::rms_norm", "").typed<decltype(rms_norm)>();
   return op.call(x, weight, eps);
+}
+
+at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                       const at::Tensor& lora_a, const at::Tensor& lora_b, double scaling,
+                       const std::optional<at::Tensor>& lora_x) {
+  static auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("unime::lora_linear", "").typed<decltype(lora_linear)>();
+  return op.call(x, weight, bias, lora_a, lora_b, scaling, lora_x);
 }
 
 at::Tensor similarity_kl(const at::Tensor& student, const at::Tensor& teacher, double temperature,

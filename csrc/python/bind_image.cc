@@ -5,19 +5,14 @@
 // conversion happen in Python with Pillow, as in transformers); strided arrays are copied to
 // C-contiguous first. The pixel output is a torch float32 tensor allocated before the work, which
 // then runs without the GIL; the batch variant spreads images over threads.
-#include <pybind11/numpy.h>
-
 #include <algorithm>
-#include <atomic>
-#include <exception>
-#include <filesystem>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "core/errors.h"
 #include "core/image/llava_next_processor.h"
 #include "core/json_file.h"
 #include "python/bindings.h"
+#include "python/convert.h"
 
 namespace unime::python {
 namespace {
@@ -26,28 +21,6 @@ using core::image::Filter;
 using core::image::ImageView;
 using core::image::LlavaNextConfig;
 using core::image::LlavaNextLayout;
-using U8Array = py::array_t<uint8_t, py::array::c_style>;
-
-// Checks dtype and shape, naming `what`; returns a C-contiguous array that owns or borrows the
-// data.
-U8Array rgb_array(const py::handle& obj, const std::string& what) {
-  if (!py::isinstance<py::array>(obj))
-    throw InvalidInputError(what + " must be a numpy uint8 array of shape (H, W, 3), got " +
-                            std::string(Py_TYPE(obj.ptr())->tp_name));
-  auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<uint8_t>()))
-    throw InvalidInputError(what + " must have dtype uint8, got " +
-                            py::str(arr.dtype()).cast<std::string>());
-  if (arr.ndim() != 3 || arr.shape(2) != 3 || arr.shape(0) < 1 || arr.shape(1) < 1)
-    throw InvalidInputError(what + " must have shape (H, W, 3) with H, W >= 1, got " +
-                            py::str(py::tuple(py::cast(std::vector<py::ssize_t>(
-                                        arr.shape(), arr.shape() + arr.ndim()))))
-                                .cast<std::string>());
-  return U8Array::ensure(arr);
-}
-
-ImageView view_of(const U8Array& a) { return {a.data(), a.shape(0), a.shape(1)}; }
-
 Filter parse_filter(const std::string& name) {
   if (name == "bicubic") return Filter::kBicubic;
   if (name == "bilinear") return Filter::kBilinear;
@@ -56,7 +29,7 @@ Filter parse_filter(const std::string& name) {
 
 // None -> defaults (llava-hf/llava-v1.6-mistral-7b-hf); a LlavaNextImageConfig; a dict (a
 // preprocessor_config.json or config.json as loaded by json.load); or a path to either file, or to
-// a directory holding preprocessor_config.json (else config.json).
+// a directory holding preprocessor_config.json (else config.json, as model::llava_next_image_config).
 LlavaNextConfig to_config(const py::handle& obj) {
   if (obj.is_none()) return LlavaNextConfig{};
   if (py::isinstance<LlavaNextConfig>(obj)) return obj.cast<LlavaNextConfig>();
@@ -73,14 +46,7 @@ LlavaNextConfig to_config(const py::handle& obj) {
   if (py::isinstance<py::str>(obj) || py::hasattr(obj, "__fspath__")) {
     std::string path = py::str(py::module_::import("os").attr("fspath")(obj)).cast<std::string>();
     py::gil_scoped_release release;
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) {
-      const auto pre = std::filesystem::path(path) / "preprocessor_config.json";
-      path = std::filesystem::exists(pre, ec)
-                 ? pre.string()
-                 : (std::filesystem::path(path) / "config.json").string();
-    }
-    return LlavaNextConfig::from_json(core::read_json_file(path), path);
+    return LlavaNextConfig::from_path(path);
   }
   throw InvalidInputError(
       "image config must be None, a dict, a path or a LlavaNextImageConfig, got " +
@@ -200,31 +166,8 @@ void bind_image(py::module_& m) {
         }
         {
           py::gil_scoped_release release;
-          const size_t hw = std::max(1u, std::thread::hardware_concurrency());
-          const size_t threads = std::min(n, num_threads > 0 ? size_t(num_threads) : hw);
-          std::atomic<size_t> next{0};
-          std::vector<std::exception_ptr> errors(n);
-          auto work = [&] {
-            for (size_t i = next++; i < n; i = next++) {
-              try {
-                core::image::llava_next_preprocess_into(views[i], c, layouts[i], outs[i]);
-              } catch (...) {
-                errors[i] = std::current_exception();
-              }
-            }
-          };
-          std::vector<std::thread> pool;
-          for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
-          work();
-          for (auto& t : pool) t.join();
-          for (size_t i = 0; i < n; ++i) {
-            if (!errors[i]) continue;
-            try {
-              std::rethrow_exception(errors[i]);
-            } catch (const InvalidInputError& e) {
-              throw InvalidInputError("image " + std::to_string(i) + ": " + e.what());
-            }
-          }
+          core::throw_first(core::image::llava_next_preprocess_batch(views, c, layouts, outs, size_t(std::max<int64_t>(num_threads, 0))),
+                            "image ");
         }
         py::list result;
         for (size_t i = 0; i < n; ++i)

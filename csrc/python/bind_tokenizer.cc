@@ -10,29 +10,12 @@
 #include "core/errors.h"
 #include "core/tokenizer/tokenizer.h"
 #include "python/bindings.h"
+#include "python/convert.h"
 
 namespace unime::python {
 namespace {
 
 using core::Tokenizer;
-
-// The UTF-8 view of a str or bytes object; `what` names it in errors. The view borrows from `obj`.
-std::string_view utf8_view(const py::handle& obj, const std::string& what) {
-  if (PyUnicode_Check(obj.ptr())) {
-    Py_ssize_t size = 0;
-    const char* data = PyUnicode_AsUTF8AndSize(obj.ptr(), &size);
-    if (!data) {
-      PyErr_Clear();
-      throw InvalidInputError(what + " cannot be encoded as UTF-8 (it holds a lone surrogate)");
-    }
-    return std::string_view(data, size_t(size));
-  }
-  if (PyBytes_Check(obj.ptr())) {
-    return std::string_view(PyBytes_AS_STRING(obj.ptr()), size_t(PyBytes_GET_SIZE(obj.ptr())));
-  }
-  throw InvalidInputError(what + " must be str or bytes, got " +
-                          std::string(Py_TYPE(obj.ptr())->tp_name));
-}
 
 py::list to_list(const std::vector<int32_t>& ids) {
   PyObject* list = PyList_New(Py_ssize_t(ids.size()));
@@ -45,7 +28,7 @@ py::list to_list(const std::vector<int32_t>& ids) {
 }  // namespace
 
 void bind_tokenizer(py::module_& m) {
-  py::class_<Tokenizer>(m, "Tokenizer",
+  py::class_<Tokenizer, std::shared_ptr<Tokenizer>>(m, "Tokenizer",
                         "Hugging Face tokenizer.json tokenization in the C++ core (same ids as the "
                         "tokenizers library). Immutable apart from its settings; thread-safe.")
       .def_static(

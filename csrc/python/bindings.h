@@ -13,5 +13,6 @@ void bind_checkpoint(py::module_& m);
 void bind_tokenizer(py::module_& m);
 void bind_image(py::module_& m);
 void bind_prompt(py::module_& m);
+void bind_layers(py::module_& m);
 
 }  // namespace unime::python

@@ -16,4 +16,5 @@ PYBIND11_MODULE(_C, m) {
   unime::python::bind_tokenizer(m);
   unime::python::bind_image(m);
   unime::python::bind_prompt(m);
+  unime::python::bind_layers(m);
 }

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
+from typing import Any, Optional, Sequence
 
 import torch
 
 from . import _C
 from .hub import resolve_model_path
+from .images import DEFAULT_MAX_PIXELS, load_image
+from .inputs import Instruction, Progress, SkippedInput, describe, normalize_inputs
 from .tokenizer import Tokenizer
 
 
@@ -37,13 +41,9 @@ class Model:
     def __init__(self, core: _C.EmbeddingModel, path: str):
         self._core = core
         self.path = path
-        tokenizer_path = os.path.join(path, "tokenizer.json")
-        # The tokenizer and image configuration that ship with the checkpoint, when they do.
-        self.tokenizer: Tokenizer | None = Tokenizer.from_file(tokenizer_path) if os.path.exists(tokenizer_path) else None
-        self.image_config = None
-        if core.image_token_id is not None:
-            pre = os.path.join(path, "preprocessor_config.json")
-            self.image_config = _C.LlavaNextImageConfig(pre if os.path.exists(pre) else os.path.join(path, "config.json"))
+        # The processor (tokenizer.json + image processor settings) that ships with the checkpoint.
+        self.processor: Optional[_C.Processor] = core.processor
+        self.tokenizer: Tokenizer | None = Tokenizer(self.processor.tokenizer) if self.processor else None
 
     @classmethod
     def from_pretrained(
@@ -82,6 +82,7 @@ class Model:
         images: list[tuple[torch.Tensor, int, int]] | None = None,
         normalize: bool = True,
         packed: bool = True,
+        position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Embeds token ids (and the images whose placeholder tokens they hold).
 
@@ -95,6 +96,8 @@ class Model:
             packed: compute on the real tokens only (default; no work on padding, the last layer
                 only for the last tokens). False runs the padded batch exactly as transformers
                 does; the two agree up to rounding.
+            position_ids: (B, L) rotary positions; default 0..L-1 per row (padded) or counted from
+                each row's first real token (packed).
 
         Returns:
             (B, hidden_size) tensor in the model dtype on the model device. It keeps the autograd
@@ -105,7 +108,8 @@ class Model:
             raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}; use ids[None]")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        return self._core.encode(input_ids.long(), torch.as_tensor(attention_mask), list(images or []), normalize, packed)
+        return self._core.encode(input_ids.long(), torch.as_tensor(attention_mask), list(images or []), normalize, packed,
+                                 position_ids)
 
     def last_hidden_state(
         self,
@@ -129,11 +133,174 @@ class Model:
         """How many placeholder tokens an image of this size takes (its feature count)."""
         return self._core.image_token_count(height, width)
 
-    def encode(self, texts=None, images=None, **kwargs):
-        """unime.encode(self, texts, images, ...): see unime.encode for the arguments."""
-        from .encode import encode
+    def process(
+        self,
+        texts: Sequence[Optional[str]],
+        images: Sequence[Any],
+        instructions: Optional[Sequence[Optional[str]]] = None,
+        **options,
+    ) -> _C.Batch:
+        """The batch the model receives for these inputs (C++ processor of the model's family).
 
-        return encode(self, texts, images, **kwargs)
+        texts, images, instructions: one entry per input, None where absent; images are decoded
+        uint8 (H, W, 3) arrays (unime.load_image). Options as :meth:`encode` (prompt,
+        text_template, image_template, max_length, truncate, padding_side, num_threads,
+        skip_errors). Returns a Batch: input_ids, attention_mask, images [(pixel_values, h, w)],
+        position_ids, rows (the input index of each row), errors, prompts.
+        """
+        instructions = list(instructions) if instructions is not None else [None] * len(texts)
+        return self._core.process(list(texts), list(images), instructions, **options)
+
+    def encode_batch(self, batch: _C.Batch, *, normalize: bool = True) -> torch.Tensor:
+        """Embeds a Batch from :meth:`process`: (rows, hidden_size) in the model dtype."""
+        return self._core.encode_batch(batch, normalize)
+
+    def encode(
+        self,
+        texts: Any = None,
+        images: Any = None,
+        *,
+        instruction: Instruction = None,
+        batch_size: int = 8,
+        show_progress: Optional[bool] = None,
+        output: str = "torch",
+        normalize: bool = True,
+        on_error: str = "raise",
+        max_pixels: Optional[int] = None,
+        max_length: Optional[int] = None,
+        truncate: bool = False,
+        prompt: str = "embed",
+        text_template: Optional[str] = None,
+        image_template: Optional[str] = None,
+        num_threads: int = 0,
+    ):
+        """Embeds texts, images, or (text, image) pairs.
+
+        Args:
+            texts: a str or a list of str (None entries allowed when images are given).
+            images: one image or a list: paths, PIL images, uint8 numpy arrays or tensors (None entries
+                allowed when texts are given). texts[i] and images[i] form one input.
+            instruction: None (UniME's zero-shot prompts), one str for every input, or one per input;
+                inputs with an instruction, and image+text pairs, use the MMEB prompt form.
+            batch_size: inputs per forward pass (images are decoded batch by batch, so memory stays
+                bounded for any number of inputs).
+            show_progress: a progress line on stderr; default: on when there is more than one batch.
+            output: "torch" (a float32 tensor on the model device) or "numpy".
+            on_error: "raise" (default): the first bad input (an unreadable image, a text longer than
+                max_length) raises, naming its index; "skip": such inputs are left out and reported,
+                and the call returns (embeddings, skipped) where embeddings has one row per input
+                with NaN rows for the skipped ones.
+            max_pixels: cap on decoded image size (checked from the header before decoding); default
+                unime.images.DEFAULT_MAX_PIXELS.
+            max_length: tokens per input, image tokens included; default the model's maximum
+                (max_position_embeddings). Longer inputs are refused, or cut at the end when truncate.
+            prompt: "embed" (the family's embedding prompts) or "distill" (UniME's stage-1 text prompt).
+            text_template, image_template: your own prompt with "{text}" / "{image}" slots instead.
+            num_threads: threads for tokenization and image preprocessing (0: one per core).
+
+        Returns:
+            (N, hidden_size) embeddings (or (hidden_size,) for a single non-list input), L2-normalised
+            unless normalize=False; with on_error="skip", a tuple (embeddings, list of SkippedInput).
+        """
+        if output not in ("torch", "numpy"):
+            raise ValueError(f"output must be 'torch' or 'numpy', got {output!r}")
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if self.processor is None:
+            raise ValueError(f"{self.path}: no tokenizer.json next to the checkpoint; encode needs one "
+                             "(or call Model.encode_ids with token ids)")
+        text_list, image_list, instructions, single = normalize_inputs(texts, images, instruction)
+        n = len(text_list)
+        limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+        options = dict(prompt=prompt, text_template=text_template, image_template=image_template,
+                       max_length=max_length or 0, truncate=truncate, num_threads=num_threads,
+                       skip_errors=on_error == "skip")
+        out = torch.full((n, self.hidden_size), math.nan, dtype=torch.float32, device=self.device)
+        skipped: list[SkippedInput] = []
+        starts = range(0, n, batch_size)
+        progress = Progress(n, show_progress if show_progress is not None else len(starts) > 1)
+        for start in starts:
+            index = list(range(start, min(n, start + batch_size)))
+            arrays, keep = [], []
+            for i in index:  # decode this batch's images; a bad one is named by its input index
+                try:
+                    arrays.append(None if image_list[i] is None else load_image(image_list[i], max_pixels=limit))
+                    keep.append(i)
+                except (ValueError, TypeError, OSError) as e:
+                    if on_error == "raise":
+                        raise type(e)(f"image {i} ({describe(image_list[i])}): {e}") from e
+                    skipped.append(SkippedInput(i, describe(image_list[i]), str(e)))
+            if keep:
+                batch = self._core.process([text_list[i] for i in keep], arrays, [instructions[i] for i in keep],
+                                           **options)
+                for row, message in batch.errors:
+                    i = keep[row]
+                    source = describe(image_list[i]) if image_list[i] is not None else "text"
+                    skipped.append(SkippedInput(i, source, message))
+                if batch.rows:
+                    with torch.inference_mode():
+                        emb = self._core.encode_batch(batch, normalize)
+                    out[[keep[r] for r in batch.rows]] = emb.float()
+            progress.update(len(index))
+        skipped.sort(key=lambda s: s.index)
+        result: Any = out[0] if single else out
+        if output == "numpy":
+            result = result.cpu().numpy()
+        return (result, skipped) if on_error == "skip" else result
+
+    # ---- LoRA adapters (PEFT's layout and names) -------------------------------------------------
+
+    def add_lora(
+        self,
+        target_modules: Sequence[str] | str,
+        *,
+        r: int = 8,
+        alpha: float = 8.0,
+        dropout: float = 0.0,
+        use_rslora: bool = False,
+        components: Sequence[str] = (),
+        init: str = "kaiming",
+        dtype: torch.dtype | str | None = None,
+        seed: int = 0,
+    ) -> list[str]:
+        """Adds LoRA adapters to the Linear layers PEFT would adapt with these settings.
+
+        target_modules: names ("q_proj", "v_proj") matched against the end of each layer's Hugging
+        Face module path, or one regex string that must match the whole path (PEFT's rule).
+        components: restrict to "language_model", "vision_tower", "projector" (default: all).
+        Returns the adapted module paths. The base weights stay frozen; A is drawn with `seed`.
+        """
+        if isinstance(target_modules, str):
+            modules, regex = [], target_modules
+        else:
+            modules, regex = list(target_modules), ""
+        return self._core.add_lora(modules, regex, list(components), r, alpha, dropout, use_rslora, init,
+                                   _dtype_name(dtype), seed)
+
+    def lora_parameters(self) -> list[tuple[str, torch.Tensor]]:
+        """(module path, tensor) of every adapter weight (lora_A / lora_B), sharing memory."""
+        return self._core.lora_parameters()
+
+    def merge_lora(self) -> None:
+        """Adds each adapter into its base weight (W += scaling * B A); forward then skips them."""
+        self._core.merge_lora()
+
+    def unmerge_lora(self) -> None:
+        self._core.unmerge_lora()
+
+    def train(self, mode: bool = True) -> "Model":
+        """Training mode (LoRA dropout active) or, with mode=False, evaluation mode."""
+        self._core.train(mode)
+        return self
+
+    def eval(self) -> "Model":
+        return self.train(False)
+
+    def gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute each layer's activations in backward instead of storing them (training)."""
+        self._core.set_gradient_checkpointing(enabled)
 
     @property
     def config(self) -> dict:
@@ -162,6 +329,11 @@ class Model:
     @property
     def ignored_tensors(self) -> list[str]:
         return list(self._core.ignored_tensors)
+
+    @property
+    def max_length(self) -> int:
+        """The longest input in tokens the model takes (0: the config does not say)."""
+        return self._core.max_length
 
     def named_parameters(self) -> list[tuple[str, torch.Tensor]]:
         """(module path, tensor) pairs sharing memory with the model."""

@@ -21,7 +21,7 @@ TEST(DecoderConfig, ReadsMistral) {
   EXPECT_EQ(c.head_dim, 16);
   EXPECT_EQ(c.num_key_value_heads, 2);
   EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-5);
-  EXPECT_DOUBLE_EQ(c.rope_theta, 1e6);
+  EXPECT_DOUBLE_EQ(c.rope.theta, 1e6);
   ASSERT_TRUE(c.sliding_window.has_value());
   EXPECT_EQ(*c.sliding_window, 4096);
   EXPECT_EQ(c.torch_dtype, "bfloat16");
@@ -90,6 +90,29 @@ TEST(DecoderConfig, OmittedKeysTakeTheModelTypesDefaults) {
   auto explicit_null = DecoderConfig::from_json(nlohmann::json{{"model_type", "mistral"}, {"sliding_window", nullptr}},
                                                 "cfg.json");
   EXPECT_FALSE(explicit_null.sliding_window.has_value());  // null means off, not "use the default"
+}
+
+// Each family's layout comes from its config, not from special cases in the decoder.
+TEST(DecoderConfig, FamilyLayouts) {
+  auto qwen = DecoderConfig::from_json(nlohmann::json{{"model_type", "qwen2"}, {"hidden_size", 64},
+                                                      {"num_attention_heads", 4}, {"num_key_value_heads", 2}},
+                                       "cfg.json");
+  EXPECT_TRUE(qwen.q_bias && qwen.k_bias && qwen.v_bias);
+  EXPECT_FALSE(qwen.o_bias || qwen.mlp_bias || qwen.fused_qkv);
+  EXPECT_FALSE(qwen.sliding_window.has_value());  // use_sliding_window defaults to false
+  EXPECT_EQ(qwen.max_position_embeddings, 32768);
+  auto phi = DecoderConfig::from_json(nlohmann::json{{"model_type", "phi3"}, {"hidden_size", 64},
+                                                     {"num_attention_heads", 4}, {"sliding_window", 2047}},
+                                      "cfg.json");
+  EXPECT_TRUE(phi.fused_qkv && phi.fused_gate_up);
+  EXPECT_FALSE(phi.q_bias || phi.o_bias);
+  EXPECT_EQ(phi.sliding_window.value_or(0), 2047);
+  ASSERT_TRUE(phi.pad_token_id.has_value());
+  EXPECT_EQ(*phi.pad_token_id, 32000);
+  auto llama = DecoderConfig::from_json(nlohmann::json{{"model_type", "llama"}, {"attention_bias", true}}, "cfg.json");
+  EXPECT_TRUE(llama.q_bias && llama.k_bias && llama.v_bias && llama.o_bias);
+  EXPECT_THROW(DecoderConfig::from_json(nlohmann::json{{"model_type", "qwen2"}, {"use_sliding_window", true}}, "cfg.json"),
+               unime::InvalidInputError);
 }
 
 TEST(Registry, UnknownModelTypeListsSupported) {

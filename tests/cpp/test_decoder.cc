@@ -5,6 +5,8 @@
 
 #include "core/errors.h"
 #include "model/decoder.h"
+#include "model/layers.h"
+#include "model/rotary.h"
 #include "model/pooling.h"
 #include "ops/ops.h"
 
@@ -59,13 +61,48 @@ TEST(RmsNormOp, MatchesReferenceAndChecksArguments) {
 }
 
 TEST(Rotary, PairsDimensionIWithIPlusHalf) {
-  unime::model::RotaryEmbedding rope(8, 10000.0);
-  auto t = rope.tables(5, at::kFloat, at::kCPU);
+  unime::model::DefaultRotaryEmbedding rope(8, 10000.0);
+  auto t = rope.tables(at::arange(5, at::kLong), at::kFloat);
   ASSERT_EQ(t.cos.sizes(), at::IntArrayRef({5, 8}));
   EXPECT_TRUE(at::equal(t.cos.narrow(1, 0, 4), t.cos.narrow(1, 4, 4)));
   EXPECT_TRUE(at::allclose(t.cos[0], at::ones({8})));
   // Position 1, pair 0 rotates by exactly 1 radian.
   EXPECT_NEAR(t.sin[1][0].item<float>(), std::sin(1.0), 1e-6);
+}
+
+TEST(Rotary, TablesFollowAnyPositionsShape) {
+  unime::model::DefaultRotaryEmbedding rope(6, 1e6);
+  auto positions = at::tensor({3, 0, 7, 3}, at::kLong).view({2, 2});
+  auto t = rope.tables(positions, at::kFloat);
+  ASSERT_EQ(t.cos.sizes(), at::IntArrayRef({2, 2, 6}));
+  auto flat = rope.tables(at::arange(8, at::kLong), at::kFloat);
+  EXPECT_TRUE(at::equal(t.cos[0][0], flat.cos[3]));  // one product per entry: bit-identical
+  EXPECT_TRUE(at::equal(t.sin[1][0], flat.sin[7]));
+  EXPECT_THROW(unime::model::make_rotary_embedding({"yarn", 1e4}, 6), unime::InvalidInputError);
+}
+
+TEST(Lora, ZeroBEqualsThePlainLayerAndMergeRoundTrips) {
+  at::manual_seed(0);
+  unime::model::Linear plain(7, 5, true), adapted(7, 5, true);
+  auto w = at::randn({5, 7}), b = at::randn({5});
+  for (auto* l : {&plain, &adapted}) l->weight.set_data(w.clone()), l->bias.set_data(b.clone());
+  unime::model::LoraConfig config;
+  config.rank = 3;
+  config.alpha = 6;
+  adapted.add_lora(config, at::kFloat);
+  auto x = at::randn({4, 7});
+  EXPECT_TRUE(at::equal(adapted.forward(x), plain.forward(x)));  // B = 0: exactly the plain layer
+  adapted.lora_B->weight.data().normal_();
+  auto unmerged = adapted.forward(x);
+  EXPECT_FALSE(at::allclose(unmerged, plain.forward(x)));
+  adapted.merge();
+  EXPECT_TRUE(at::allclose(adapted.forward(x), unmerged, 0, 1e-5));
+  adapted.unmerge();
+  EXPECT_TRUE(at::allclose(adapted.weight, w, 0, 1e-6));
+  EXPECT_EQ(adapted.named_parameters().size(), 4u);  // weight, bias, lora_A.weight, lora_B.weight
+  EXPECT_TRUE(adapted.named_parameters().contains("lora_A.weight"));
+  config.rank = 0;
+  EXPECT_THROW(plain.add_lora(config, at::kFloat), unime::InvalidInputError);
 }
 
 }  // namespace

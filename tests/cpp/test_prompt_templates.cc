@@ -36,4 +36,37 @@ TEST(PromptTemplates, Errors) {
   EXPECT_EQ(build_prompt(template_for("mistral"), std::string("plain"), false, std::nullopt), "plain");
 }
 
+TEST(PromptTemplates, NumberedAndVisionTokenPlaceholders) {
+  const auto& phi = template_for("phi3_v");
+  EXPECT_EQ(build_prompt(phi, std::nullopt, true, std::nullopt),
+            "<|user|>\n<|image_1|>\nSummary above image in one word:<|end|>\n<|assistant|>\n");
+  EXPECT_EQ(build_prompt(phi, std::nullopt, true, std::string("Represent the given image for classification")),
+            "<|image_1|>\nRepresent the given image for classification\n");
+  EXPECT_THROW(build_prompt(phi, std::string("see <|image_2|>"), false, std::nullopt), unime::InvalidInputError);
+  const auto& qwen = template_for("qwen2_vl");
+  EXPECT_EQ(build_prompt(qwen, std::nullopt, true, std::nullopt),
+            "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>\nSummary above image in one word:"
+            "<|im_end|>\n<|im_start|>assistant\n");
+  // VLM2Vec's MMEB rows carry a bare <|image_pad|> for Qwen2-VL.
+  EXPECT_EQ(build_prompt(qwen, std::nullopt, true, std::string("Represent the given image.")),
+            "<|image_pad|>\nRepresent the given image.\n");
+  EXPECT_THROW(build_prompt(qwen, std::string("a <|vision_start|>"), false, std::nullopt), unime::InvalidInputError);
+}
+
+TEST(PromptTemplates, DistillPromptAndCustomTemplates) {
+  using unime::core::prompt::fill_template;
+  using unime::core::prompt::PromptKind;
+  const auto& t = template_for("llava_next");
+  EXPECT_EQ(build_prompt(t, std::string("A man sleeps."), false, std::nullopt, PromptKind::kDistill),
+            "[INST] A man sleeps.\nSummary above sentences in one word: [/INST]");
+  EXPECT_THROW(build_prompt(t, std::string("x"), true, std::nullopt, PromptKind::kDistill), unime::InvalidInputError);
+  EXPECT_EQ(fill_template(t, "{text} Summary above sentences in one word: \n", std::string("A {image} cat."), false),
+            "A {image} cat. Summary above sentences in one word: \n");  // the text stays literal
+  EXPECT_EQ(fill_template(t, "{image} {text}", std::string("x"), true), "<image> x");
+  EXPECT_THROW(fill_template(t, "no slot", std::string("x"), false), unime::InvalidInputError);
+  EXPECT_THROW(fill_template(t, "{text} {text}", std::string("x"), false), unime::InvalidInputError);
+  EXPECT_THROW(fill_template(t, "{text}", std::string("x"), true), unime::InvalidInputError);
+  EXPECT_THROW(fill_template(template_for("mistral"), "{image}", std::nullopt, true), unime::InvalidInputError);
+}
+
 }  // namespace

@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "model/decoder.h"
 #include "model/decoder_backbone.h"
+#include "model/backbone.h"
+#include "model/checkpoint_loader.h"
 #include "model/decoder_weight_map.h"
 #include "model/weight_map.h"
 
@@ -21,7 +24,7 @@ unime::model::DecoderConfig tiny_config(bool bias) {
   c.num_attention_heads = 2;
   c.num_key_value_heads = 1;
   c.head_dim = 4;
-  c.attention_bias = bias;
+  c.q_bias = c.k_bias = c.v_bias = c.o_bias = bias;
   c.mlp_bias = bias;
   return c;
 }
@@ -61,15 +64,92 @@ TEST_P(WeightMapBothWays, EveryParameterRoundTrips) {
 
 INSTANTIATE_TEST_SUITE_P(Bias, WeightMapBothWays, testing::Bool());
 
+// Fused projections (Phi-3) keep the checkpoint's names; biases (Qwen2's q/k/v) pass through.
+TEST(WeightMap, FusedAndBiasedLayoutsRoundTrip) {
+  for (const char* type : {"phi3", "qwen2"}) {
+    auto c = tiny_config(false);
+    c.model_type = type;
+    c.fused_qkv = c.fused_gate_up = std::string(type) == "phi3";
+    c.q_bias = c.k_bias = c.v_bias = std::string(type) == "qwen2";
+    unime::model::DecoderBackbone backbone(c);
+    const auto& map = backbone.weight_map();
+    size_t n = 0;
+    for (const auto& item : backbone.named_parameters()) {
+      auto hf = map.to_hf(item.key());
+      ASSERT_TRUE(hf.has_value()) << item.key();
+      EXPECT_EQ(map.to_module(*hf).value_or("<none>"), item.key());
+      ++n;
+    }
+    if (std::string(type) == "phi3") {
+      EXPECT_EQ(map.to_hf("decoder.layers.3.self_attn.qkv_proj.weight").value_or(""), "model.layers.3.self_attn.qkv_proj.weight");
+      EXPECT_EQ(n, 12u * (2 + 2 + 2) + 2);  // norms, qkv + o, gate_up + down
+    } else {
+      EXPECT_EQ(map.to_hf("decoder.layers.0.self_attn.k_proj.bias").value_or(""), "model.layers.0.self_attn.k_proj.bias");
+      EXPECT_EQ(n, 12u * (2 + 4 + 3 + 3) + 2);
+    }
+  }
+}
+
+// LoRA parameters carry PEFT's names: the prefix rule passes ".lora_A.weight" through both ways.
+TEST(WeightMap, AdapterNamesRoundTrip) {
+  unime::model::DecoderBackbone backbone(tiny_config(false));
+  const auto& map = backbone.weight_map();
+  EXPECT_EQ(map.to_hf("decoder.layers.10.self_attn.q_proj.lora_A.weight").value_or(""),
+            "model.layers.10.self_attn.q_proj.lora_A.weight");
+  EXPECT_EQ(map.to_module("model.layers.2.mlp.down_proj.lora_B.weight").value_or(""),
+            "decoder.layers.2.mlp.down_proj.lora_B.weight");
+  EXPECT_TRUE(unime::model::is_adapter_parameter("decoder.layers.2.mlp.down_proj.lora_B.weight"));
+  EXPECT_FALSE(unime::model::is_adapter_parameter("decoder.layers.2.mlp.down_proj.weight"));
+}
+
+TEST(WeightMap, PrefixMatchingStopsAtDots) {
+  std::string layer;
+  EXPECT_EQ(unime::model::match_prefix("layers.{L}", "layers.12.mlp.w", &layer).value_or("<none>"), ".mlp.w");
+  EXPECT_EQ(layer, "12");
+  EXPECT_EQ(unime::model::match_prefix("norm", "norm", nullptr).value_or("<none>"), "");
+  EXPECT_FALSE(unime::model::match_prefix("norm", "normal.weight", nullptr).has_value());
+  EXPECT_FALSE(unime::model::match_prefix("layers.{L}", "layers.1x.w", nullptr).has_value());
+  EXPECT_FALSE(unime::model::match_prefix("layers.{L}", "layers.01.w", nullptr).has_value());
+}
+
 TEST(WeightMap, UnknownAndIgnorableNames) {
   unime::model::DecoderBackbone backbone(tiny_config(false));
   const auto& map = backbone.weight_map();
-  EXPECT_FALSE(map.to_module("model.layers.0.self_attn.rotary_emb.inv_freq").has_value());
   EXPECT_TRUE(map.is_ignorable("model.layers.3.self_attn.rotary_emb.inv_freq"));
   EXPECT_TRUE(map.is_ignorable("lm_head.weight"));
   EXPECT_FALSE(map.is_ignorable("model.extra.weight"));
   EXPECT_FALSE(map.to_module("layers.0.mlp.up_proj.weight").has_value());  // missing prefix
   EXPECT_FALSE(map.to_hf("layers.0.mlp.up_proj.weight").has_value());      // missing module prefix
+}
+
+// LLaVA-NeXT = decoder + CLIP + projector + newline: every parameter maps to a distinct HF name under
+// both key layouts (transformers <= 4.51 and newer) and back; adapters on each part keep PEFT's names.
+TEST(WeightMap, LlavaNextAndClipRoundTripInBothLayouts) {
+  auto config = nlohmann::json::parse(R"({"model_type": "llava_next", "image_grid_pinpoints": [[28, 56]],
+    "text_config": {"model_type": "mistral", "vocab_size": 50, "hidden_size": 8, "intermediate_size": 12,
+      "num_hidden_layers": 11, "num_attention_heads": 2, "num_key_value_heads": 1},
+    "vision_config": {"hidden_size": 8, "intermediate_size": 12, "num_hidden_layers": 12, "num_attention_heads": 2,
+      "image_size": 28, "patch_size": 14}})");
+  auto backbone = unime::model::create_backbone(config, "config.json");
+  const auto& map = backbone->weight_map();
+  std::set<std::string> names;
+  for (const auto& item : backbone->named_parameters()) {
+    auto all = map.hf_candidates(item.key());
+    ASSERT_EQ(all.size(), 2u) << item.key();
+    for (const auto& hf : all) EXPECT_EQ(map.to_module(hf).value_or("<none>"), item.key()) << hf;
+    EXPECT_TRUE(names.insert(all.front()).second) << all.front();
+  }
+  EXPECT_EQ(map.to_hf("vision_tower.layers.10.self_attn.q_proj.weight").value_or(""),
+            "vision_tower.vision_model.encoder.layers.10.self_attn.q_proj.weight");
+  EXPECT_EQ(map.to_hf("vision_tower.patch_embedding").value_or(""),
+            "vision_tower.vision_model.embeddings.patch_embedding.weight");
+  EXPECT_EQ(map.to_hf("projector_1.lora_A.weight").value_or(""), "multi_modal_projector.linear_1.lora_A.weight");
+  EXPECT_EQ(map.to_module("model.language_model.layers.3.self_attn.o_proj.lora_B.weight").value_or(""),
+            "decoder.layers.3.self_attn.o_proj.lora_B.weight");
+  EXPECT_EQ(map.to_module("model.image_newline").value_or(""), "image_newline");
+  // Layer 11 of 12 is never run (vision_feature_layer -2): not built, so not a parameter.
+  EXPECT_EQ(names.count("vision_tower.vision_model.encoder.layers.11.self_attn.q_proj.weight"), 0u);
+  EXPECT_EQ(names.count("vision_tower.vision_model.encoder.layers.10.self_attn.q_proj.weight"), 1u);
 }
 
 TEST(WeightMap, TableRulesRoundTripWithPrefixes) {

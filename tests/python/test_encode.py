@@ -14,7 +14,6 @@ from transformers import (CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditi
                           LlavaNextImageProcessor, LlavaNextProcessor, MistralConfig, PreTrainedTokenizerFast)
 
 import unime
-from unime.encode import _items, prepare_batch
 
 PINPOINTS = [[28, 56], [56, 28], [56, 56], [84, 28], [28, 84]]
 IMAGE_PROMPT = "[INST] <image>\nSummary above image in one word: [/INST]"
@@ -78,9 +77,9 @@ def test_ids_pixels_and_embeddings_match_transformers(pipeline):
     prompts = [prompt(t, im) for t, im in items]
     ref, inputs = hf_embed(hf, processor, prompts, [im for _, im in items if im is not None])
 
-    parsed, _ = _items([t for t, _ in items], [im for _, im in items], None)
     arrays = [np.asarray(im) if im is not None else None for _, im in items]
-    ids, mask, ours_images = prepare_batch(model, model.tokenizer, model.image_token_id, parsed, arrays)
+    batch = model.process([t for t, _ in items], arrays)  # the C++ processor: what the model receives
+    ids, mask, ours_images = batch.input_ids, batch.attention_mask, batch.images
     assert torch.equal(ids, inputs["input_ids"]), "token ids differ from LlavaNextProcessor's"
     assert torch.equal(mask, inputs["attention_mask"])
     for k, (pixels, h, w) in enumerate(ours_images):

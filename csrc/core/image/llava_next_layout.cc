@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
@@ -111,6 +112,17 @@ LlavaNextConfig LlavaNextConfig::from_json(const json& cfg, const std::string& s
   c.exact_pad = get_or<bool>(cfg, "exact_pad", c.exact_pad, source);
   c.validate(source);
   return c;
+}
+
+LlavaNextConfig LlavaNextConfig::from_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::string file = path;
+  if (fs::is_directory(path, ec)) {
+    const auto pre = fs::path(path) / "preprocessor_config.json";
+    file = fs::exists(pre, ec) ? pre.string() : (fs::path(path) / "config.json").string();
+  }
+  return from_json(read_json_file(file), file);
 }
 
 void LlavaNextConfig::validate(const std::string& source) const {

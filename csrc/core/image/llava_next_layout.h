@@ -56,6 +56,10 @@ struct LlavaNextConfig {
   static LlavaNextConfig from_json(const nlohmann::json& preprocessor_config_or_model_config,
                                    const std::string& source);
 
+  // From a preprocessor_config.json or config.json file, or a checkpoint directory: its
+  // preprocessor_config.json when present, else its config.json. FileNotFoundError when absent.
+  static LlavaNextConfig from_path(const std::string& path);
+
   // Throws InvalidInputError naming `source` and the offending field.
   void validate(const std::string& source) const;
 };

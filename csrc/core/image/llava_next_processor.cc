@@ -151,4 +151,14 @@ LlavaNextPixels llava_next_preprocess(const ImageView& image, const LlavaNextCon
   return result;
 }
 
+std::vector<ItemError> llava_next_preprocess_batch(const std::vector<ImageView>& images, const LlavaNextConfig& config,
+                                                   const std::vector<LlavaNextLayout>& layouts,
+                                                   const std::vector<float*>& outs, size_t num_threads) {
+  if (layouts.size() != images.size() || outs.size() != images.size())
+    throw InvalidInputError("llava_next_preprocess_batch: images, layouts and outputs differ in number");
+  return parallel_for_each(images.size(), num_threads, [&](size_t i) {
+    llava_next_preprocess_into(images[i], config, layouts[i], outs[i]);
+  });
+}
+
 }  // namespace unime::core::image

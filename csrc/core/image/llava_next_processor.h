@@ -19,6 +19,7 @@
 
 #include "core/image/llava_next_layout.h"
 #include "core/image/resample.h"
+#include "core/util/parallel.h"
 
 namespace unime::core::image {
 
@@ -37,6 +38,13 @@ LlavaNextPixels llava_next_preprocess(const ImageView& image, const LlavaNextCon
 // output, e.g. a torch tensor, before the work). Thread-safe: shares no state between calls.
 void llava_next_preprocess_into(const ImageView& image, const LlavaNextConfig& config,
                                 const LlavaNextLayout& layout, float* out);
+
+// llava_next_preprocess_into for every image, on `num_threads` threads (0: one per core): image i
+// writes to outs[i], laid out as layouts[i]. Every image is attempted; the failures come back by
+// index (core/util/parallel.h) instead of being thrown.
+std::vector<ItemError> llava_next_preprocess_batch(const std::vector<ImageView>& images, const LlavaNextConfig& config,
+                                                   const std::vector<LlavaNextLayout>& layouts,
+                                                   const std::vector<float*>& outs, size_t num_threads);
 
 // Step 3 alone for one uint8 HWC patch of any size: shortest-edge resize, center crop, rescale and
 // normalise into `out` (3 x crop_size x crop_size floats).

@@ -1,14 +1,18 @@
-// Prompt templates as data: one table row per backbone family, the strings UniME and VLM2Vec feed
-// their models (unime-method.md 1.2-1.3, backbones.md A.5). Plain C++: no tokenizer, no torch.
+// Prompt templates as data: one table row per backbone family, the strings UniME, VLM2Vec and the
+// Qwen2-VL line feed their models (unime-method.md 1.2-1.3, backbones.md A.5, B, C). Plain C++: no
+// tokenizer, no torch.
 //
-// Which template an input gets:
+// Which template an input gets (PromptKind::kEmbed):
 //   text only, no instruction   -> `text`   (UniME zero-shot: "... Summary above sentence in one word: ...")
 //   image only, no instruction  -> `image`  (UniME zero-shot: "... Summary above image in one word: ...")
 //   otherwise (an instruction, or image and text together) -> the MMEB form UniME's stage 2 trains on
-//       (VLM2Vec, no chat template): "{image}\n" when there is an image, then the instruction, then
-//       the text, each separated by one space, and a final "\n".
-// "{image}" stands for the family's image placeholder (one token that the processor later expands
-// to the image's token count); BOS is not written here: the tokenizer's post-processor adds it.
+//       (VLM2Vec, no chat template): `instruction_image` + "\n" when there is an image, then the
+//       instruction, then the text, each separated by one space, and a final "\n".
+// PromptKind::kDistill (UniME stage 1, text only) -> `distill`.
+// "{image}" stands for the family's image placeholder; "{n}" inside a placeholder is the image's
+// 1-based number within the input (Phi-3.5-V's "<|image_1|>"). The processor later expands the
+// placeholder to the image's token count. BOS is not written here: the tokenizer's post-processor
+// (or the family's processor) adds it.
 #pragma once
 
 #include <optional>
@@ -17,11 +21,18 @@
 
 namespace unime::core::prompt {
 
+enum class PromptKind { kEmbed, kDistill };
+
 struct PromptTemplate {
-  std::string family;             // config.json model_type ("llava_next", "mistral", ...)
-  std::string image_placeholder;  // "<image>"; empty for text-only families
+  std::string family;             // config.json model_type ("llava_next", "phi3_v", "qwen2_vl", "mistral", ...)
+  std::string image_placeholder;  // in `image`; empty for text-only families
+  std::string instruction_image;  // the placeholder of the MMEB (instruction) form
   std::string text;               // contains "{text}"
   std::string image;              // contains "{image}"; empty for text-only families
+  std::string distill;            // stage-1 text prompt, contains "{text}"
+  // Substrings a user text or instruction may not contain: they would add a placeholder the
+  // images cannot match ("<image>", "<|image_", "<|vision_start|>", ...).
+  std::vector<std::string> reserved;
 };
 
 // The template of `model_type`; InvalidInputError listing the known families otherwise.
@@ -29,9 +40,15 @@ const PromptTemplate& template_for(const std::string& model_type);
 std::vector<std::string> template_families();
 
 // The prompt of one input. At least one of `text` and `has_image` must be given; an image for a
-// text-only family, or a text or instruction holding the image placeholder itself, is an
-// InvalidInputError (a second placeholder would desynchronise images and features).
+// text-only family, a text or instruction holding a reserved placeholder, or kDistill with an
+// image or an instruction is an InvalidInputError.
 std::string build_prompt(const PromptTemplate& t, const std::optional<std::string>& text, bool has_image,
-                         const std::optional<std::string>& instruction);
+                         const std::optional<std::string>& instruction, PromptKind kind = PromptKind::kEmbed);
+
+// A caller's own template (e.g. a stage-1 prompt of the trainer's config): "{text}" and "{image}"
+// replaced by the text and the family's image placeholder. The template must hold "{text}" when a
+// text is given and "{image}" when an image is; each at most once.
+std::string fill_template(const PromptTemplate& t, const std::string& custom, const std::optional<std::string>& text,
+                          bool has_image);
 
 }  // namespace unime::core::prompt

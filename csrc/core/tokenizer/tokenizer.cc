@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/errors.h"
+#include "core/util/parallel.h"
 #include "core/tokenizer/json_fields.h"
 #include "core/tokenizer/utf8.h"
 
@@ -96,7 +97,7 @@ Tokenizer Tokenizer::from_string(std::string_view json_text) {
   t.normalizer_ = make_normalizer(get("normalizer"), "normalizer");
   t.pre_tokenizer_ = make_pre_tokenizer(get("pre_tokenizer"), "pre_tokenizer");
   t.post_processor_ = PostProcessor::from_json(get("post_processor"), "post_processor");
-  t.decoder_ = make_decoder(get("decoder"), "decoder");
+  t.decoder_ = make_token_decoder(get("decoder"), "decoder");
   t.added_ = AddedVocabulary::from_json(get("added_tokens"), *t.model_, t.normalizer_.get());
   t.truncation_ = parse_truncation(get("truncation"));
   return t;
@@ -192,48 +193,10 @@ std::vector<std::vector<int32_t>> Tokenizer::encode_batch(
   for (size_t i = 0; i < texts.size(); ++i)
     check_length(texts[i], "input " + std::to_string(i) + " ");
   std::vector<std::vector<int32_t>> out(texts.size());
-  if (num_threads == 0) num_threads = std::max(1u, std::thread::hardware_concurrency());
-  num_threads = std::min(num_threads, texts.size());
-  // Small chunks from a shared counter balance uneven text lengths across threads.
-  constexpr size_t kChunk = 16;
-  std::atomic<size_t> next{0};
-  std::mutex error_mutex;
-  std::exception_ptr error;
-  size_t error_index = SIZE_MAX;
-  auto work = [&]() {
-    for (;;) {
-      size_t begin = next.fetch_add(kChunk);
-      if (begin >= texts.size()) return;
-      size_t end = std::min(texts.size(), begin + kChunk);
-      for (size_t i = begin; i < end; ++i) {
-        try {
-          out[i] = encode_checked(texts[i], add_special_tokens);
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(error_mutex);
-          if (i < error_index) {
-            error_index = i;
-            error = std::current_exception();
-          }
-        }
-      }
-    }
-  };
-  if (num_threads <= 1) {
-    work();
-  } else {
-    std::vector<std::thread> threads;
-    threads.reserve(num_threads - 1);
-    for (size_t t = 1; t < num_threads; ++t) threads.emplace_back(work);
-    work();
-    for (auto& th : threads) th.join();
-  }
-  if (error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const InvalidInputError& e) {
-      throw InvalidInputError("input " + std::to_string(error_index) + ": " + e.what());
-    }
-  }
+  // Chunks of 16 from a shared counter balance uneven text lengths across threads.
+  auto errors = parallel_for_each(
+      texts.size(), num_threads, [&](size_t i) { out[i] = encode_checked(texts[i], add_special_tokens); }, 16);
+  throw_first(errors, "input ");
   return out;
 }
 

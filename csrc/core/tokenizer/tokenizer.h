@@ -25,7 +25,7 @@
 
 #include "core/tokenizer/added_tokens.h"
 #include "core/tokenizer/bpe_model.h"
-#include "core/tokenizer/decoder.h"
+#include "core/tokenizer/token_decoder.h"
 #include "core/tokenizer/normalizer.h"
 #include "core/tokenizer/post_processor.h"
 #include "core/tokenizer/pre_tokenizer.h"
@@ -87,7 +87,7 @@ class Tokenizer {
   std::unique_ptr<BpeModel> model_;
   AddedVocabulary added_;
   std::unique_ptr<PostProcessor> post_processor_;
-  std::unique_ptr<Decoder> decoder_;
+  std::unique_ptr<TokenDecoder> decoder_;
   std::optional<Truncation> truncation_;
   size_t max_input_chars_ = kDefaultMaxInputChars;
 };

@@ -1,5 +1,5 @@
 // The supported decoders (see decoder.h) and their factory.
-#include "core/tokenizer/decoder.h"
+#include "core/tokenizer/token_decoder.h"
 
 #include "core/tokenizer/json_fields.h"
 #include "core/tokenizer/normalizer.h"
@@ -11,19 +11,19 @@ namespace {
 
 using json_fields::fail;
 
-class SequenceDecoder : public Decoder {
+class SequenceDecoder : public TokenDecoder {
  public:
-  explicit SequenceDecoder(std::vector<std::unique_ptr<Decoder>> steps)
+  explicit SequenceDecoder(std::vector<std::unique_ptr<TokenDecoder>> steps)
       : steps_(std::move(steps)) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (const auto& s : steps_) s->decode_chain(tokens);
   }
 
  private:
-  std::vector<std::unique_ptr<Decoder>> steps_;
+  std::vector<std::unique_ptr<TokenDecoder>> steps_;
 };
 
-class ReplaceDecoder : public Decoder {
+class ReplaceDecoder : public TokenDecoder {
  public:
   ReplaceDecoder(std::string pattern, std::string content)
       : pattern_(std::move(pattern)), content_(std::move(content)) {}
@@ -37,7 +37,7 @@ class ReplaceDecoder : public Decoder {
 
 // Runs of "<0xXX>" tokens become the text of their bytes, or one U+FFFD per byte if the run is not
 // valid UTF-8.
-class ByteFallbackDecoder : public Decoder {
+class ByteFallbackDecoder : public TokenDecoder {
  public:
   void decode_chain(std::vector<std::string>& tokens) const override {
     std::vector<std::string> out;
@@ -79,7 +79,7 @@ class ByteFallbackDecoder : public Decoder {
   }
 };
 
-class FuseDecoder : public Decoder {
+class FuseDecoder : public TokenDecoder {
  public:
   void decode_chain(std::vector<std::string>& tokens) const override {
     std::string all;
@@ -89,7 +89,7 @@ class FuseDecoder : public Decoder {
 };
 
 // Removes up to `start` leading and `stop` trailing copies of the character `content` per token.
-class StripDecoder : public Decoder {
+class StripDecoder : public TokenDecoder {
  public:
   StripDecoder(uint32_t content, size_t start, size_t stop)
       : content_(content), start_(start), stop_(stop) {}
@@ -120,7 +120,7 @@ class StripDecoder : public Decoder {
 
 // Byte-level: all tokens are joined; each character of the GPT-2 table becomes its byte (a token
 // holding any other character keeps its UTF-8 bytes), and the bytes are read as lossy UTF-8.
-class ByteLevelDecoder : public Decoder {
+class ByteLevelDecoder : public TokenDecoder {
  public:
   void decode_chain(std::vector<std::string>& tokens) const override {
     std::string bytes;
@@ -140,7 +140,7 @@ class ByteLevelDecoder : public Decoder {
 
 // Metaspace: the replacement character becomes a space, except in the first token, where every
 // replacement character is dropped unless the prepend scheme is "never" (as tokenizers does).
-class MetaspaceDecoder : public Decoder {
+class MetaspaceDecoder : public TokenDecoder {
  public:
   MetaspaceDecoder(std::string replacement, bool strip_first)
       : replacement_(std::move(replacement)), strip_first_(strip_first) {}
@@ -157,17 +157,17 @@ class MetaspaceDecoder : public Decoder {
 
 }  // namespace
 
-std::unique_ptr<Decoder> make_decoder(const nlohmann::json& config, const std::string& where) {
+std::unique_ptr<TokenDecoder> make_token_decoder(const nlohmann::json& config, const std::string& where) {
   if (config.is_null()) return nullptr;
   std::string type = json_fields::get_type(config, where);
   if (type == "Sequence") {
     const auto& list = json_fields::require(config, "decoders", where);
     if (!list.is_array()) fail(where + ".decoders", "expected an array");
-    std::vector<std::unique_ptr<Decoder>> steps;
+    std::vector<std::unique_ptr<TokenDecoder>> steps;
     for (size_t i = 0; i < list.size(); ++i) {
       std::string at = where + ".decoders[" + std::to_string(i) + "]";
       if (list[i].is_null()) fail(at, "expected a decoder object");
-      steps.push_back(make_decoder(list[i], at));
+      steps.push_back(make_token_decoder(list[i], at));
     }
     return std::make_unique<SequenceDecoder>(std::move(steps));
   }

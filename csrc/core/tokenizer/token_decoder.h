@@ -12,12 +12,12 @@
 
 namespace unime::core {
 
-class Decoder {
+class TokenDecoder {
  public:
-  virtual ~Decoder() = default;
+  virtual ~TokenDecoder() = default;
   virtual void decode_chain(std::vector<std::string>& tokens) const = 0;
 };
 
-std::unique_ptr<Decoder> make_decoder(const nlohmann::json& config, const std::string& where);
+std::unique_ptr<TokenDecoder> make_token_decoder(const nlohmann::json& config, const std::string& where);
 
 }  // namespace unime::core

@@ -1,0 +1,110 @@
+#include "model/processor.h"
+
+#include <ATen/ATen.h>
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "core/errors.h"
+#include "core/json_file.h"
+
+namespace unime::model {
+
+Processor::Processor(std::shared_ptr<const core::Tokenizer> tokenizer,
+                     const core::prompt::PromptTemplate& prompt_template, int64_t pad_token_id, int64_t max_length)
+    : tokenizer_(std::move(tokenizer)),
+      template_(&prompt_template),
+      pad_token_id_(pad_token_id),
+      max_length_(max_length) {}
+
+std::string Processor::prompt(const EncodeInput& input, const ProcessOptions& options) const {
+  const bool has_image = input.image.has_value();
+  const auto& custom = has_image ? options.image_template : options.text_template;
+  if (!custom) return core::prompt::build_prompt(*template_, input.text, has_image, input.instruction, options.prompt_kind);
+  if (input.instruction)
+    throw InvalidInputError("an instruction cannot go with a custom prompt template: write it into the template");
+  return core::prompt::fill_template(*template_, *custom, input.text, has_image);
+}
+
+ImageInput Processor::preprocess_image(const core::image::ImageView&) const {
+  throw InvalidInputError("model_type '" + template_->family + "' takes no images");
+}
+
+void Processor::expand_image(Item&) const {
+  throw InvalidInputError("model_type '" + template_->family + "' takes no images");
+}
+
+Processor::Item Processor::prepare(const EncodeInput& input, const ProcessOptions& options) const {
+  Item item;
+  item.prompt = prompt(input, options);
+  const auto ids = tokenizer_->encode(item.prompt, /*add_special_tokens=*/true);
+  item.ids.assign(ids.begin(), ids.end());
+  if (input.image) {
+    item.image = preprocess_image(*input.image);
+    expand_image(item);
+  }
+  const int64_t limit = options.max_length > 0 ? options.max_length : max_length_;
+  const auto length = static_cast<int64_t>(item.ids.size());
+  if (limit > 0 && length > limit) {
+    const auto image_tokens = static_cast<int64_t>(item.image_end - item.image_begin);
+    const std::string what = std::to_string(length) + " tokens (" + std::to_string(length - image_tokens) + " text + " +
+                             std::to_string(image_tokens) + " image) are more than max_length " + std::to_string(limit);
+    if (options.overflow == Overflow::kRefuse)
+      throw InvalidInputError(what + (options.max_length > 0 ? "" : " (the model's maximum)") +
+                              "; shorten the input or let it be truncated");
+    if (item.image && static_cast<int64_t>(item.image_end) > limit)
+      throw InvalidInputError(what + " and truncation would cut the image's tokens");
+    item.ids.resize(static_cast<size_t>(limit));
+  }
+  return item;
+}
+
+ProcessedBatch Processor::process(const std::vector<EncodeInput>& inputs, const ProcessOptions& options) const {
+  std::vector<Item> items(inputs.size());
+  ProcessedBatch out;
+  out.errors = core::parallel_for_each(inputs.size(), options.num_threads,
+                                       [&](size_t i) { items[i] = prepare(inputs[i], options); });
+  if (!options.skip_errors) core::throw_first(out.errors, "input ");
+  std::vector<bool> failed(inputs.size(), false);
+  for (const auto& e : out.errors) failed[e.index] = true;
+  int64_t length = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (failed[i]) continue;
+    out.rows.push_back(static_cast<int64_t>(i));
+    length = std::max<int64_t>(length, static_cast<int64_t>(items[i].ids.size()));
+  }
+  const auto B = static_cast<int64_t>(out.rows.size());
+  auto ids = at::full({B, length}, pad_token_id_, at::kLong);
+  auto mask = at::zeros({B, length}, at::kLong);
+  auto id_acc = ids.accessor<int64_t, 2>();
+  auto mask_acc = mask.accessor<int64_t, 2>();
+  for (int64_t r = 0; r < B; ++r) {
+    auto& item = items[static_cast<size_t>(out.rows[r])];
+    const auto n = static_cast<int64_t>(item.ids.size());
+    const int64_t start = options.padding_side == PaddingSide::kLeft ? length - n : 0;
+    for (int64_t j = 0; j < n; ++j) {
+      id_acc[r][start + j] = item.ids[static_cast<size_t>(j)];
+      mask_acc[r][start + j] = 1;
+    }
+    if (item.image) out.batch.images.push_back(std::move(*item.image));
+    out.prompts.push_back(std::move(item.prompt));
+  }
+  out.batch.input_ids = ids;
+  out.batch.attention_mask = mask;
+  return out;
+}
+
+int64_t resolve_pad_token_id(const nlohmann::json& config, const core::Tokenizer& tokenizer) {
+  for (const auto* source : {&config, config.contains("text_config") ? &config["text_config"] : nullptr}) {
+    if (!source || !source->is_object()) continue;
+    auto it = source->find("pad_token_id");
+    if (it != source->end() && it->is_number_integer()) return it->get<int64_t>();
+  }
+  if (auto pad = tokenizer.token_to_id("<pad>")) return *pad;
+  return 0;
+}
+
+TextProcessor::TextProcessor(std::shared_ptr<const core::Tokenizer> tokenizer, const std::string& model_type,
+                             int64_t pad_token_id, int64_t max_length)
+    : Processor(std::move(tokenizer), core::prompt::template_for(model_type), pad_token_id, max_length) {}
+
+}  // namespace unime::model

@@ -1,0 +1,45 @@
+// Rotary position embeddings as an interface over a positions tensor (backbones.md 1.3): each
+// variant turns token positions into the cos/sin tables that attention applies with rotate_half.
+// The default one is here; LongRoPE (Phi-3.5) and M-RoPE (Qwen2-VL, 3-D positions) implement the
+// same interface.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <memory>
+
+#include "model/config.h"
+
+namespace unime::model {
+
+// cos, sin: (..., head_dim) in the activation dtype, one row per position of the positions tensor.
+struct RotaryTables {
+  at::Tensor cos, sin;
+};
+
+class RotaryEmbedding {
+ public:
+  virtual ~RotaryEmbedding() = default;
+  // positions: int64 of any shape (...) (M-RoPE: (3, ...)), on the activations' device. Returns
+  // tables of shape (..., head_dim).
+  virtual RotaryTables tables(const at::Tensor& positions, at::ScalarType dtype) const = 0;
+};
+
+// Hugging Face's default rotary embedding: inv_freq = 1 / theta^(2i/d) in fp32, angles
+// position * inv_freq in fp32 (one product per entry, as transformers' matmul of a rank-1 pair),
+// cos/sin cast to the activation dtype; dimension i rotates with i + d/2 (rotate_half).
+class DefaultRotaryEmbedding : public RotaryEmbedding {
+ public:
+  DefaultRotaryEmbedding(int64_t head_dim, double theta);
+  RotaryTables tables(const at::Tensor& positions, at::ScalarType dtype) const override;
+
+ private:
+  at::Tensor inv_freq_;  // (head_dim/2,) fp32 on CPU; moved per call (tiny)
+};
+
+// The rotary embedding `config.rope` describes; InvalidInputError for an unknown type.
+std::unique_ptr<RotaryEmbedding> make_rotary_embedding(const RotaryConfig& config, int64_t head_dim);
+
+// x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x[d/2:], x[:d/2]); in x's dtype.
+at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+}  // namespace unime::model
