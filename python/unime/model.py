@@ -279,6 +279,16 @@ class Model:
         return self._core.add_lora(modules, regex, list(components), r, alpha, dropout, use_rslora, init,
                                    _dtype_name(dtype), seed)
 
+    def hf_name(self, module_path: str) -> str | None:
+        """The Hugging Face checkpoint name of a parameter path ("decoder.layers.0.self_attn.q_proj.lora_A.weight"
+        -> "model.layers.0.self_attn.q_proj.lora_A.weight"); None when no rule maps it."""
+        return self._core.hf_name(module_path)
+
+    def hf_module_path(self, module_path: str) -> str:
+        """The Hugging Face module path of a module ("decoder.layers.0.self_attn.q_proj" ->
+        "model.layers.0.self_attn.q_proj"), as PEFT's target_modules see it."""
+        return self._core.hf_module_path(module_path)
+
     def lora_parameters(self) -> list[tuple[str, torch.Tensor]]:
         """(module path, tensor) of every adapter weight (lora_A / lora_B), sharing memory."""
         return self._core.lora_parameters()

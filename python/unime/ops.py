@@ -24,6 +24,25 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.ops.unime.rms_norm(x, weight, eps)
 
 
+def lora_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    lora_a: torch.Tensor,
+    lora_b: torch.Tensor,
+    scaling: float,
+    lora_x: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A Linear with a LoRA adapter, PEFT's maths: ``x W^T + b + scaling * (lora_x A^T) B^T``.
+
+    Args:
+        x: (..., in); weight: (out, in); bias: (out,) or None.
+        lora_a: (r, in), lora_b: (out, r): the adapter (computed in lora_a's dtype, added in x's).
+        lora_x: the adapter's input when it differs from x (x after dropout); default x.
+    """
+    return torch.ops.unime.lora_linear(x, weight, bias, lora_a, lora_b, scaling, lora_x)
+
+
 # ---- UniME objectives and the hard-negative miner (docs/losses.md) ------------------------------
 
 

@@ -2,49 +2,25 @@
 the real Mistral v1 tokenizer (LLaVA-1.6's vocabulary, from mistral-common), UniME's prompts, a tiny
 random LLaVA-NeXT. Same token ids, same pixels, same embeddings."""
 
-import shutil
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tiny_models import save_tiny_llava_next_pipeline
 from tokenizer_assets import tokenizer_json
-from transformers import (CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration,
-                          LlavaNextImageProcessor, LlavaNextProcessor, MistralConfig, PreTrainedTokenizerFast)
+from tolerances import assert_embeddings_match
 
 import unime
 
-PINPOINTS = [[28, 56], [56, 28], [56, 56], [84, 28], [28, 84]]
 IMAGE_PROMPT = "[INST] <image>\nSummary above image in one word: [/INST]"
 TEXT_PROMPT = "[INST] {}\nSummary above sentence in one word: [/INST]"
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    torch.manual_seed(0)
-    config = LlavaNextConfig(
-        text_config=MistralConfig(vocab_size=32064, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
-                                  num_attention_heads=4, num_key_value_heads=2, rope_theta=1e6,
-                                  sliding_window=None, initializer_range=0.1, pad_token_id=32001).to_dict(),
-        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=40, num_hidden_layers=3,
-                                       num_attention_heads=4, image_size=28, patch_size=14,
-                                       initializer_range=0.1).to_dict(),
-        image_token_index=32000, image_grid_pinpoints=PINPOINTS, attn_implementation="eager",
-    )
-    hf = LlavaNextForConditionalGeneration(config).eval()
     path = tmp_path_factory.mktemp("tiny_llava_pipeline")
-    hf.save_pretrained(path, safe_serialization=True)
-    image_processor = LlavaNextImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28},
-                                              image_grid_pinpoints=PINPOINTS)
-    image_processor.save_pretrained(path)
-    shutil.copy(tokenizer_json("mistral_legacy"), path / "tokenizer.json")
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"), bos_token="<s>", eos_token="</s>",
-                                  unk_token="<unk>", pad_token="<pad>", padding_side="left",
-                                  model_input_names=["input_ids", "attention_mask"])
-    processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tok, patch_size=14,
-                                   vision_feature_select_strategy="default", image_token="<image>",
-                                   num_additional_image_tokens=1)
+    hf, processor = save_tiny_llava_next_pipeline(path, tokenizer_json("mistral_legacy"))
     return hf, processor, unime.Model.from_pretrained(path)
 
 
@@ -87,9 +63,7 @@ def test_ids_pixels_and_embeddings_match_transformers(pipeline):
         torch.testing.assert_close(pixels, inputs["pixel_values"][k, : pixels.shape[0]], atol=1e-6, rtol=0)
 
     ours = unime.encode(model, [t for t, _ in items], [im for _, im in items], batch_size=3)
-    cos = F.cosine_similarity(ours, ref, dim=-1)
-    print(f"encode vs transformers: min cos {cos.min():.8f}, max abs {(ours - ref).abs().max():.2e}")
-    assert cos.min() >= 0.99999 and (ours - ref).abs().max() <= 1e-4
+    assert_embeddings_match(ours, ref, "encode vs transformers")
 
 
 def test_encode_accepts_paths_arrays_tensors_and_returns_numpy(pipeline, tmp_path):
@@ -111,7 +85,7 @@ def test_instruction_and_pairs_use_the_mmeb_form(pipeline):
     instruction = "Represent the given image with the following question:"
     ref, _ = hf_embed(hf, processor, [f"<image>\n{instruction} What is shown?\n"], [img])
     ours = unime.encode(model, ["What is shown?"], [img], instruction=instruction)
-    assert (ours - ref).abs().max() <= 1e-4
+    assert_embeddings_match(ours, ref, "MMEB form")
 
 
 def test_corrupt_image_is_named_or_skipped(pipeline, tmp_path):

@@ -10,33 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from reference.pooling import last_token
-from transformers import (CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration,
-                          LlavaNextImageProcessor, MistralConfig)
+from tiny_models import TINY_LLAVA_IMAGE_TOKEN as IMAGE_TOKEN
+from tiny_models import TINY_LLAVA_PINPOINTS as PINPOINTS
+from tiny_models import make_tiny_llava_next as make_tiny_llava
+from tolerances import assert_embeddings_match, assert_within_reference_error
+from transformers import LlavaNextImageProcessor
 
 import unime
 
-IMAGE_TOKEN = 100
-PINPOINTS = [[28, 56], [56, 28], [56, 56], [84, 28], [28, 84]]
-
-
-def make_tiny_llava(seed: int = 0):
-    torch.manual_seed(seed)
-    config = LlavaNextConfig(
-        text_config=MistralConfig(vocab_size=120, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
-                                  num_attention_heads=4, num_key_value_heads=2, rope_theta=1e6,
-                                  sliding_window=None, initializer_range=0.1).to_dict(),
-        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=40, num_hidden_layers=3,
-                                       num_attention_heads=4, image_size=28, patch_size=14,
-                                       initializer_range=0.1).to_dict(),
-        image_token_index=IMAGE_TOKEN, image_grid_pinpoints=PINPOINTS, vision_feature_layer=-2,
-        attn_implementation="eager",
-    )
-    model = LlavaNextForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.add_(torch.randn_like(p) * 0.1)
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +87,7 @@ def test_mixed_text_and_image_batch_matches_transformers(tiny_llava, side, packe
     ids, mask, images, hf_pixels, hf_sizes = build_inputs(model, sizes, texts, side)
     ref = last_token(hf_forward(hf, ids, mask, hf_pixels, hf_sizes), mask)
     ours = model.encode_ids(ids, mask, images=images, normalize=False, packed=packed)
-    cos = F.cosine_similarity(ours, ref, dim=-1)
-    print(f"llava {side} packed={packed}: min cos {cos.min():.8f}, max abs {(ours - ref).abs().max():.2e}")
-    assert cos.min() >= 0.99999
-    assert (ours - ref).abs().max() <= 1e-4
+    assert_embeddings_match(ours, ref, f"llava {side} packed={packed}")
 
 
 def test_token_counts_match_the_transformers_processor(tiny_llava):
@@ -208,5 +186,4 @@ def test_low_precision_within_twice_transformers_error(tiny_llava, dtype):
               - ref).abs().max().item()
     ours = unime.Model.from_pretrained(path, dtype=dtype).encode_ids(ids, mask, images=images).float()
     ours_err = (ours - ref).abs().max().item()
-    print(f"llava {dtype}: max abs error ours {ours_err:.3e}, transformers {hf_err:.3e}")
-    assert ours_err <= 2 * hf_err
+    assert_within_reference_error(ours_err, hf_err, f"llava {dtype}")

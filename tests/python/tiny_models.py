@@ -1,11 +1,13 @@
-"""Tiny randomly initialised decoders of each supported family (transformers at test time, no download).
+"""The one factory of tiny randomly initialised models for the tests: decoders of each supported
+family and LLaVA-NeXT (transformers at test time, no download).
 
 Sizes are odd on purpose (head_dim 10, GQA groups of 3, intermediate sizes that are no power of two)
 so shape bugs cannot hide behind friendly numbers.
 """
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Phi3Config,
+                          Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
 TINY_DECODERS = {
     "mistral": lambda: MistralForCausalLM(
@@ -19,6 +21,21 @@ TINY_DECODERS = {
         LlamaConfig(
             vocab_size=89, hidden_size=40, intermediate_size=72, num_hidden_layers=3, num_attention_heads=4,
             num_key_value_heads=2, attention_bias=True, mlp_bias=True, initializer_range=0.1,
+            attn_implementation="eager",
+        )
+    ),
+    # Qwen2: biases on q/k/v only.
+    "qwen2": lambda: Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=91, hidden_size=48, intermediate_size=70, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, rope_theta=1e6, initializer_range=0.1, attn_implementation="eager",
+        )
+    ),
+    # Phi-3: fused qkv_proj and gate_up_proj; a sliding window shorter than the test sequences.
+    "phi3": lambda: Phi3ForCausalLM(
+        Phi3Config(
+            vocab_size=101, hidden_size=40, intermediate_size=66, num_hidden_layers=3, num_attention_heads=4,
+            num_key_value_heads=2, sliding_window=6, pad_token_id=0, initializer_range=0.1,
             attn_implementation="eager",
         )
     ),
@@ -41,3 +58,59 @@ def make_tiny_decoder(name: str, seed: int = 0):
             if "norm" in module_name:
                 p.add_(torch.randn_like(p) * 0.1)
     return model.eval()
+
+
+# LLaVA-NeXT with 28-px tiles of 14-px patches (2x2 features per tile) and small anyres grids.
+TINY_LLAVA_PINPOINTS = [[28, 56], [56, 28], [56, 56], [84, 28], [28, 84]]
+TINY_LLAVA_IMAGE_TOKEN = 100
+
+
+def make_tiny_llava_next(seed: int = 0, vocab_size: int = 120, image_token: int = TINY_LLAVA_IMAGE_TOKEN,
+                         pad_token_id=None, max_position_embeddings: int = 32768):
+    """A tiny LlavaNextForConditionalGeneration: CLIP 3 layers (2 run: feature layer -2), Mistral 2 layers."""
+    from transformers import CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration
+
+    torch.manual_seed(seed)
+    # max_position_embeddings 32768: LLaVA-1.6-Mistral's, the default length limit of its processor.
+    text = dict(vocab_size=vocab_size, hidden_size=48, intermediate_size=80, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, rope_theta=1e6, sliding_window=None, initializer_range=0.1,
+                max_position_embeddings=max_position_embeddings)
+    if pad_token_id is not None:
+        text["pad_token_id"] = pad_token_id
+    config = LlavaNextConfig(
+        text_config=MistralConfig(**text).to_dict(),
+        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=40, num_hidden_layers=3,
+                                       num_attention_heads=4, image_size=28, patch_size=14,
+                                       initializer_range=0.1).to_dict(),
+        image_token_index=image_token, image_grid_pinpoints=TINY_LLAVA_PINPOINTS, vision_feature_layer=-2,
+        attn_implementation="eager",
+    )
+    model = LlavaNextForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+def save_tiny_llava_next_pipeline(path, tokenizer_json: str, seed: int = 0):
+    """A tiny LLaVA-NeXT checkpoint directory with the LLaVA-1.6 vocabulary layout (<image> = 32000,
+    <pad> = 32001), its image processor config and `tokenizer_json`; returns (model, processor), the
+    transformers pipeline that unime must reproduce on it."""
+    import shutil
+
+    from transformers import LlavaNextImageProcessor, LlavaNextProcessor, PreTrainedTokenizerFast
+
+    hf = make_tiny_llava_next(seed, vocab_size=32064, image_token=32000, pad_token_id=32001)
+    hf.save_pretrained(path, safe_serialization=True)
+    image_processor = LlavaNextImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28},
+                                              image_grid_pinpoints=TINY_LLAVA_PINPOINTS)
+    image_processor.save_pretrained(path)
+    shutil.copy(tokenizer_json, f"{path}/tokenizer.json")
+    tok = PreTrainedTokenizerFast(tokenizer_file=f"{path}/tokenizer.json", bos_token="<s>", eos_token="</s>",
+                                  unk_token="<unk>", pad_token="<pad>", padding_side="left",
+                                  model_input_names=["input_ids", "attention_mask"])
+    processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tok, patch_size=14,
+                                   vision_feature_select_strategy="default", image_token="<image>",
+                                   num_additional_image_tokens=1)
+    return hf, processor

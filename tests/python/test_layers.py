@@ -1,0 +1,87 @@
+"""Model-layer building blocks against their plain references (tests/reference/attention.py): packed
+attention (causal, sliding window, bidirectional block-diagonal, last-token queries) and rotary tables."""
+
+import pytest
+import torch
+from reference.attention import packed_attention as attention_reference
+from reference.attention import rotary_tables as rotary_reference
+from tolerances import OP_TOL
+
+from unime import _C
+
+LENGTHS = [5, 1, 9, 3]  # odd lengths, a single-token sequence
+
+
+def qkv(lengths, heads=6, kv_heads=2, dim=10, dtype=torch.float32, last_only=False, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    T = sum(lengths)
+    q = torch.randn(len(lengths) if last_only else T, heads, dim, generator=g, dtype=torch.float64).to(dtype)
+    k = torch.randn(T, kv_heads, dim, generator=g, dtype=torch.float64).to(dtype)
+    v = torch.randn(T, kv_heads, dim, generator=g, dtype=torch.float64).to(dtype)
+    return q, k, v
+
+
+@pytest.mark.parametrize("causal,window", [(True, None), (True, 3), (False, None)],
+                         ids=["causal", "causal-window3", "bidirectional"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_packed_attention_matches_reference(causal, window, dtype):
+    q, k, v = qkv(LENGTHS, dtype=dtype)
+    ours = _C.nn.packed_attention(q, k, v, LENGTHS, causal=causal, sliding_window=window)
+    ref = attention_reference(q, k, v, LENGTHS, causal=causal, sliding_window=window)
+    torch.testing.assert_close(ours, ref, **OP_TOL[dtype] if dtype == torch.float64 else dict(atol=1e-5, rtol=1e-5))
+
+
+@pytest.mark.parametrize("window", [None, 2])
+def test_last_token_queries_match_reference(window):
+    q, k, v = qkv(LENGTHS, last_only=True)
+    ours = _C.nn.packed_attention(q, k, v, LENGTHS, causal=True, sliding_window=window, last_only=True)
+    ref = attention_reference(q, k, v, LENGTHS, causal=True, sliding_window=window, last_only=True)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_bidirectional_attention_never_crosses_sequences():
+    """Changing one sequence's keys and values leaves every other sequence's output unchanged."""
+    q, k, v = qkv(LENGTHS)
+    base = _C.nn.packed_attention(q, k, v, LENGTHS, causal=False)
+    k2, v2 = k.clone(), v.clone()
+    k2[6:15] += 1.0  # the third sequence (tokens 6..14)
+    v2[6:15] -= 2.0
+    out = _C.nn.packed_attention(q, k2, v2, LENGTHS, causal=False)
+    torch.testing.assert_close(out[:6], base[:6], atol=0, rtol=0)
+    torch.testing.assert_close(out[15:], base[15:], atol=0, rtol=0)
+    assert not torch.allclose(out[6:15], base[6:15])
+
+
+def test_packed_attention_is_differentiable():
+    q, k, v = (t.double().requires_grad_() for t in qkv([3, 4], heads=2, kv_heads=1, dim=4))
+    for causal in (True, False):
+        assert torch.autograd.gradcheck(lambda a, b, c: _C.nn.packed_attention(a, b, c, [3, 4], causal=causal),
+                                        (q, k, v))
+
+
+def test_packed_attention_argument_errors():
+    q, k, v = qkv(LENGTHS)
+    with pytest.raises(ValueError, match="packed tokens"):
+        _C.nn.packed_attention(q, k, v, [5, 1, 9])
+    with pytest.raises(ValueError, match="multiple of Hkv"):
+        _C.nn.packed_attention(q[:, :5], k, v, LENGTHS)
+    with pytest.raises(ValueError, match="last_only needs causal"):
+        _C.nn.packed_attention(q[:4], k, v, LENGTHS, causal=False, last_only=True)
+    with pytest.raises(ValueError, match="length 0"):
+        _C.nn.packed_attention(q, k, v, [18, 0])
+
+
+def test_rotary_tables_match_transformers_definition():
+    positions = torch.tensor([[0, 1, 2, 7], [3, 3, 40, 1000]])
+    cos, sin = _C.nn.rotary_tables(positions, head_dim=12, theta=1e6)
+    ref_cos, ref_sin = rotary_reference(positions, 12, 1e6)
+    torch.testing.assert_close(cos, ref_cos, atol=0, rtol=0)
+    torch.testing.assert_close(sin, ref_sin, atol=0, rtol=0)
+    # transformers' own module agrees too
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+    rope = LlamaRotaryEmbedding(LlamaConfig(hidden_size=48, num_attention_heads=4, rope_theta=1e6))
+    hf_cos, hf_sin = rope(torch.zeros(1, dtype=torch.float32), positions)
+    torch.testing.assert_close(cos, hf_cos, atol=0, rtol=0)
+    torch.testing.assert_close(sin, hf_sin, atol=0, rtol=0)
