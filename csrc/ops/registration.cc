@@ -1,5 +1,6 @@
-// The one declaration of every unime op (schemas). Kernels register per dispatch key in
-// csrc/ops/cpu/, csrc/ops/cuda/ and csrc/ops/autograd/.
+// The one declaration of every unime op (schemas), and the C++ entry points that call through the
+// dispatcher. Kernels register per dispatch key: cpu/ (CPU), cuda/ (CUDA), meta/ (Meta, for
+// torch.compile) and autograd/ (Autograd); the device-generic op bodies they share live in common/.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 

@@ -8,7 +8,7 @@
 
 #include <limits>
 
-#include "ops/cpu/loss_kernels.h"
+#include "ops/common/loss_common.h"
 #include "ops/ops.h"
 
 namespace unime::ops {

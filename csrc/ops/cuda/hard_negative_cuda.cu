@@ -1,6 +1,7 @@
-// Hard-negative selection on CUDA: the miner's fold of a score tile into the running top-k, and the
-// fused per-row forward of hard_negative_infonce. Scores come from cuBLAS (ATen mm in the shared op
-// bodies of csrc/ops/cpu/); these kernels apply the exclusion rules, select and reduce in one kernel.
+// Hard-negative selection on CUDA: the miner's fold of a score tile into the running top-k, the fused
+// per-row forward of hard_negative_infonce, and the CUDA registrations of both ops (which run the
+// device-generic bodies of csrc/ops/common/ with these kernels). Scores come from cuBLAS; these
+// kernels apply the exclusion rules, select and reduce in one kernel.
 //
 // Selection: one block per row takes k rounds; round t picks, by a block-wide arg-best, the best
 // candidate strictly after round t-1's pick in the total order (score desc, global index asc).
@@ -13,8 +14,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "ops/cpu/loss_kernels.h"
-#include "ops/ops.h"
+#include "ops/common/loss_common.h"
 
 namespace unime::ops {
 namespace {
@@ -166,7 +166,8 @@ __global__ void infonce_rows_kernel(const T* __restrict__ scores, int64_t cols, 
   for (int64_t t = threadIdx.x; t < kept; t += blockDim.x) picked[i * kept + t] = picks_index[t];
 }
 
-}  // namespace
+// 2^27 scores (512 MB in float32) per tile: enough rows to fill the GPU with one block per row.
+constexpr int64_t kCudaTileElements = int64_t(1) << 27;
 
 void top_k_update_cuda(const at::Tensor& scores, int64_t row_begin, int64_t col_begin, const MinerMasks& masks,
                        at::Tensor& best_idx, at::Tensor& best_score) {
@@ -207,9 +208,26 @@ std::tuple<at::Tensor, at::Tensor> infonce_rows_cuda(const at::Tensor& scores, c
   return {loss, picked};
 }
 
+std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_cuda(const at::Tensor& query, const at::Tensor& candidate,
+                                                              const std::optional<at::Tensor>& negatives, int64_t k,
+                                                              double beta, double temperature, bool all_in_batch) {
+  return hard_negative_infonce_body(query, candidate, negatives, k, beta, temperature, all_in_batch, all_finite_aten,
+                                    infonce_rows_cuda);
+}
+
+std::tuple<at::Tensor, at::Tensor> mine_hard_negatives_cuda(
+    const at::Tensor& query, const at::Tensor& corpus, int64_t k, const std::optional<at::Tensor>& max_score,
+    const std::optional<at::Tensor>& exclude, const std::optional<at::Tensor>& query_ids,
+    const std::optional<at::Tensor>& corpus_ids, int64_t index_offset, int64_t chunk_size) {
+  return mine_hard_negatives_body(query, corpus, k, max_score, exclude, query_ids, corpus_ids, index_offset,
+                                  chunk_size, all_finite_aten, top_k_update_cuda, kCudaTileElements);
+}
+
+}  // namespace
+
 TORCH_LIBRARY_IMPL(unime, CUDA, m) {
-  m.impl("hard_negative_infonce", &hard_negative_infonce_kernel);
-  m.impl("mine_hard_negatives", &mine_hard_negatives_kernel);
+  m.impl("hard_negative_infonce", &hard_negative_infonce_cuda);
+  m.impl("mine_hard_negatives", &mine_hard_negatives_cuda);
 }
 
 }  // namespace unime::ops

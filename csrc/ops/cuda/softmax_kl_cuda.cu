@@ -1,15 +1,15 @@
-// Row-wise softmax KL on CUDA for similarity_kl (UniME stage 1) and judge_alignment (UniME-V2).
-// The logits come from cuBLAS (through ATen's mm/bmm in the shared op bodies of
-// csrc/ops/cpu/softmax_kl_cpu.cc); this kernel replaces the reference's two log_softmax, two exp,
-// subtract, multiply and sum kernels and their (n, n) temporaries with one warp per row.
+// The two softmax-KL objectives on CUDA (similarity_kl, UniME stage 1; judge_alignment, UniME-V2):
+// the row kernel, and the CUDA registrations that run the device-generic bodies of
+// csrc/ops/common/softmax_kl.cc with it. The logits come from cuBLAS; this kernel replaces the
+// reference's two log_softmax, two exp, subtract, multiply and sum kernels and their (n, n)
+// temporaries with one warp per row.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "ops/cpu/loss_kernels.h"
-#include "ops/ops.h"
+#include "ops/common/loss_common.h"
 
 namespace unime::ops {
 namespace {
@@ -60,8 +60,6 @@ __global__ void softmax_kl_rows_kernel(const T* __restrict__ a, const T* __restr
   }
 }
 
-}  // namespace
-
 at::Tensor softmax_kl_rows_cuda(const at::Tensor& a, const at::Tensor& b, KlDirection direction) {
   const c10::cuda::CUDAGuard guard(a.device());
   const int64_t rows = a.size(0), cols = a.size(1);
@@ -78,9 +76,22 @@ at::Tensor softmax_kl_rows_cuda(const at::Tensor& a, const at::Tensor& b, KlDire
   return out;
 }
 
+at::Tensor similarity_kl_cuda(const at::Tensor& student, const at::Tensor& teacher, double temperature,
+                              c10::string_view direction, c10::string_view reduction) {
+  return similarity_kl_body(student, teacher, temperature, direction, reduction, all_finite_aten,
+                            softmax_kl_rows_cuda);
+}
+
+at::Tensor judge_alignment_cuda(const at::Tensor& query, const at::Tensor& candidates,
+                                const at::Tensor& judge_scores, double temperature) {
+  return judge_alignment_body(query, candidates, judge_scores, temperature, all_finite_aten, softmax_kl_rows_cuda);
+}
+
+}  // namespace
+
 TORCH_LIBRARY_IMPL(unime, CUDA, m) {
-  m.impl("similarity_kl", &similarity_kl_kernel);
-  m.impl("judge_alignment", &judge_alignment_kernel);
+  m.impl("similarity_kl", &similarity_kl_cuda);
+  m.impl("judge_alignment", &judge_alignment_cuda);
 }
 
 }  // namespace unime::ops
