@@ -7,12 +7,17 @@
 #include "ops/ops.h"
 
 TORCH_LIBRARY(unime, m) {
+  // x (..., D), weight (D,) -> (..., D): Llama's RMSNorm, normalised in fp32, returned in x's dtype.
   m.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
+  // student (n, ds), teacher (n, dt) -> 0-d: KL of the row-softmaxes of e e^T / tau (UniME stage 1).
   m.def("similarity_kl(Tensor student, Tensor teacher, float temperature=0.05, str direction=\"student_teacher\", "
         "str reduction=\"sum\") -> Tensor");
+  // query (B, d), candidate (N >= B, d), negatives (B, m, d) -> (0-d InfoNCE, (B, k) int64 hard negatives used).
   m.def("hard_negative_infonce(Tensor query, Tensor candidate, Tensor? negatives=None, int k=8, float beta=0.1, "
         "float temperature=0.02, bool all_in_batch=False) -> (Tensor, Tensor)");
+  // query (B, d), candidates (B, 1+k, d), judge (B, 1+k) -> 0-d: symmetric KL of softmax(cos/tau), softmax(judge/tau).
   m.def("judge_alignment(Tensor query, Tensor candidates, Tensor judge_scores, float temperature=0.02) -> Tensor");
+  // query (Q, d), corpus (N, d) -> ((Q, k) int64 global indices, (Q, k) scores): each query's top-k after exclusions.
   m.def("mine_hard_negatives(Tensor query, Tensor corpus, int k, Tensor? max_score=None, Tensor? exclude=None, "
         "Tensor? query_ids=None, Tensor? corpus_ids=None, int index_offset=0, int chunk_size=8192) -> (Tensor, Tensor)");
 }
