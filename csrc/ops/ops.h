@@ -33,10 +33,11 @@ at::Tensor similarity_kl(const at::Tensor& student, const at::Tensor& teacher, d
 std::tuple<at::Tensor, at::Tensor> hard_negative_infonce(const at::Tensor& query, const at::Tensor& candidate,
                                                          const std::optional<at::Tensor>& negatives, int64_t k,
                                                          double beta, double temperature, bool all_in_batch);
-// UniME-V2: symmetric KL between softmax(cos / tau) and softmax(judge / tau), batch mean.
+// UniME-V2: symmetric KL between softmax(cos / tau) and softmax(judge / tau), batch mean, each KL
+// taking log(x + eps) of the other distribution as the released loss does (eps = 0: exact KL).
 // query (B, d), candidates (B, 1 + k, d) positive first, judge_scores (B, 1 + k).
 at::Tensor judge_alignment(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
-                           double temperature);
+                           double temperature, double eps = 1e-8);
 // Top-k corpus items per query with exclusions, tiled so Q x N scores never exist at once.
 // Returns (indices (Q, k) int64 global, -1 padded; scores (Q, k) float32/float64, -inf padded).
 std::tuple<at::Tensor, at::Tensor> mine_hard_negatives(const at::Tensor& query, const at::Tensor& corpus, int64_t k,

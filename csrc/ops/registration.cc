@@ -15,8 +15,9 @@ TORCH_LIBRARY(unime, m) {
   // query (B, d), candidate (N >= B, d), negatives (B, m, d) -> (0-d InfoNCE, (B, k) int64 hard negatives used).
   m.def("hard_negative_infonce(Tensor query, Tensor candidate, Tensor? negatives=None, int k=8, float beta=0.1, "
         "float temperature=0.02, bool all_in_batch=False) -> (Tensor, Tensor)");
-  // query (B, d), candidates (B, 1+k, d), judge (B, 1+k) -> 0-d: symmetric KL of softmax(cos/tau), softmax(judge/tau).
-  m.def("judge_alignment(Tensor query, Tensor candidates, Tensor judge_scores, float temperature=0.02) -> Tensor");
+  // query (B, d), candidates (B, 1+k, d), judge (B, 1+k) -> 0-d: UniME-V2's symmetric KL, log(x + eps) as released.
+  m.def("judge_alignment(Tensor query, Tensor candidates, Tensor judge_scores, float temperature=0.02, "
+        "float eps=1e-08) -> Tensor");
   // query (Q, d), corpus (N, d) -> ((Q, k) int64 global indices, (Q, k) scores): each query's top-k after exclusions.
   m.def("mine_hard_negatives(Tensor query, Tensor corpus, int k, Tensor? max_score=None, Tensor? exclude=None, "
         "Tensor? query_ids=None, Tensor? corpus_ids=None, int index_offset=0, int chunk_size=8192) -> (Tensor, Tensor)");
@@ -46,10 +47,10 @@ std::tuple<at::Tensor, at::Tensor> hard_negative_infonce(const at::Tensor& query
 }
 
 at::Tensor judge_alignment(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
-                           double temperature) {
+                           double temperature, double eps) {
   static auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("unime::judge_alignment", "").typed<decltype(judge_alignment)>();
-  return op.call(query, candidates, judge_scores, temperature);
+  return op.call(query, candidates, judge_scores, temperature, eps);
 }
 
 std::tuple<at::Tensor, at::Tensor> mine_hard_negatives(const at::Tensor& query, const at::Tensor& corpus, int64_t k,

@@ -79,17 +79,27 @@ def hard_negative_infonce(
 
 
 def judge_alignment(
-    query: torch.Tensor, candidates: torch.Tensor, judge_scores: torch.Tensor, temperature: float = 0.02
+    query: torch.Tensor,
+    candidates: torch.Tensor,
+    judge_scores: torch.Tensor,
+    temperature: float = 0.02,
+    eps: float = 1e-8,
 ) -> torch.Tensor:
     """UniME-V2: ``(KL(T||P) + KL(P||T)) / 2`` batch mean, P = softmax(cos / tau), T = softmax(judge / tau).
+
+    As UniME-V2's released loss.py computes it: each KL takes ``log(x + eps)`` of the distribution
+    it is measured against, ``KL(T||P) = sum t (log t - log(p + eps))`` and ``KL(P||T) = sum p (log p -
+    log(t + eps))``. ``eps=1e-8`` (the default) reproduces the release; at tau = 0.02 the softmaxes
+    hold probabilities far below 1e-8, so this differs from the exact KL in value and gradient.
+    ``eps=0`` gives the exact log-softmax form.
 
     Args:
         query: (B, d) L2-normalised.
         candidates: (B, 1 + k, d) L2-normalised, the positive first.
         judge_scores: (B, 1 + k) the MLLM judge's scores of the same candidates.
-    Exact log-softmax (the released code's log(x + 1e-8) is not copied). Returns 0-d, query's dtype.
+    Returns 0-d, query's dtype.
     """
-    return torch.ops.unime.judge_alignment(query, candidates, judge_scores, temperature)
+    return torch.ops.unime.judge_alignment(query, candidates, judge_scores, temperature, eps)
 
 
 def mine_hard_negatives(

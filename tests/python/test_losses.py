@@ -282,6 +282,62 @@ def test_judge_alignment_is_zero_when_cosines_equal_scores_and_errors():
         ops.judge_alignment(q, c, bad)
 
 
+# UniME-V2's example judge scores (data/example_data.json of the release, rows 1-5: the positive's
+# score, then the first 8 hard negatives'): the distribution the eps choice matters on.
+V2_JUDGE_SCORES = [
+    [0.72159380, 0.44075605, 0.23317358, 0.01716416, 0.08463672, 0.25513157, 0.01716416, 0.09432761, 0.01526713],
+    [0.92414182, 0.76682609, 0.44075605, 0.25513157, 0.35543400, 0.09432761, 0.14359885, 0.41165125, 0.27840620],
+    [0.30294058, 0.03444517, 0.02734674, 0.05431324, 0.01357691, 0.02435229, 0.02734680, 0.02734680, 0.00847683],
+    [0.90567255, 0.74486846, 0.44075605, 0.05431324, 0.69705939, 0.06792259, 0.06076257, 0.04851317, 0.11672565],
+    [0.99530774, 0.50000000, 0.80667865, 0.61684793, 0.11672546, 0.10500046, 0.12957042, 0.06076257, 0.03444517],
+]
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("eps", [1e-8, 0.0, 1e-3])
+def test_judge_alignment_eps_matches_the_released_formula(device, eps):
+    # tau = 0.02 over judge scores spread across [0, 1]: softmax entries far below 1e-8, where
+    # log(x + eps) and the exact log-softmax part ways. Value and gradient (all three inputs).
+    q, c = unit(5, 64, dtype=torch.float64, device=device), unit(5, 9, 64, dtype=torch.float64, device=device, seed=1)
+    s = torch.tensor(V2_JUDGE_SCORES, dtype=torch.float64, device=device)
+    ours_fn = lambda a, b, t: ops.judge_alignment(a, b, t, 0.02, eps)  # noqa: E731
+    ref_fn = lambda a, b, t: ref.judge_alignment(a, b, t, 0.02, eps)  # noqa: E731
+    torch.testing.assert_close(ours_fn(q, c, s), ref_fn(q, c, s), atol=1e-12, rtol=1e-12)
+    for a, b in zip(grads(ours_fn, q, c, s), grads(ref_fn, q, c, s)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+    q32, c32, s32 = q.float(), c.float(), s.float()
+    assert_matches_reference(ours_fn(q32, c32, s32), ref_fn, q32, c32, s32)
+    for a, b in zip(grads(ours_fn, q32, c32, s32), grads(ref_fn, q32, c32, s32)):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    small = (q[:2, :5].clone().requires_grad_(), c[:2, :, :5].clone().requires_grad_(), s[:2].clone().requires_grad_())
+    assert torch.autograd.gradcheck(ours_fn, small)
+
+
+def test_judge_alignment_default_eps_is_v2s_and_changes_loss_and_gradient():
+    # On V2's own judge scores the released log(p + 1e-8) moves the loss by tens of percent and turns
+    # the gradient, so the default reproduces the release and eps=0 is the exact KL.
+    q, c = unit(5, 64, dtype=torch.float64), unit(5, 9, 64, dtype=torch.float64, seed=1)
+    s = torch.tensor(V2_JUDGE_SCORES, dtype=torch.float64)
+    v2, exact = ops.judge_alignment(q, c, s), ops.judge_alignment(q, c, s, eps=0.0)
+    torch.testing.assert_close(v2, ref.judge_alignment(q, c, s, 0.02, 1e-8), atol=1e-12, rtol=1e-12)
+    assert abs(v2 - exact) / exact > 0.2
+    (g_v2,) = grads(lambda a: ops.judge_alignment(a, c, s), q)
+    (g_exact,) = grads(lambda a: ops.judge_alignment(a, c, s, eps=0.0), q)
+    assert F.cosine_similarity(g_v2.flatten(), g_exact.flatten(), dim=0) < 0.99
+
+
+def test_judge_alignment_eps_errors_and_opcheck():
+    q, c = unit(4, 8), unit(4, 3, 8, seed=1)
+    s = torch.rand(4, 3, generator=torch.Generator().manual_seed(2))
+    for bad in (-1e-8, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="judge_alignment: eps must be finite and >= 0"):
+            ops.judge_alignment(q, c, s, eps=bad)
+    for eps in (1e-8, 0.0):
+        torch.library.opcheck(torch.ops.unime.judge_alignment.default,
+                              (q.clone().requires_grad_(), c.clone().requires_grad_(), s.clone().requires_grad_(),
+                               0.02, eps))
+
+
 @pytest.mark.gpu
 def test_loss_cuda_kernels_are_registered():
     q, c = unit(8, 16, device="cuda"), unit(8, 16, device="cuda", seed=1)

@@ -60,7 +60,7 @@ void check_similarity_kl_args(const at::Tensor& student, const at::Tensor& teach
 }
 
 void check_judge_alignment_args(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
-                                double temperature) {
+                                double temperature, double eps) {
   check_float_matrix(query, "judge_alignment", "query");
   TORCH_CHECK_VALUE(candidates.dim() == 3 && candidates.size(0) == query.size(0) &&
                         candidates.size(2) == query.size(1) && candidates.size(1) >= 1,
@@ -79,6 +79,8 @@ void check_judge_alignment_args(const at::Tensor& query, const at::Tensor& candi
                     query.device(), ", ", candidates.device(), ", ", judge_scores.device());
   TORCH_CHECK_VALUE(query.size(0) >= 1, "unime.judge_alignment: the batch is empty");
   check_temperature(temperature, "judge_alignment");
+  TORCH_CHECK_VALUE(eps >= 0 && std::isfinite(eps), "unime.judge_alignment: eps must be finite and >= 0 (1e-8: ",
+                    "UniME-V2's log(p + 1e-8); 0: exact log-softmax), got ", eps);
 }
 
 void check_hard_negative_infonce_args(const at::Tensor& query, const at::Tensor& candidate,

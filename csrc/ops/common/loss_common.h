@@ -19,6 +19,8 @@ namespace unime::ops {
 //   kStudentTeacher: KL(P || Q), as UniME's Eq. 2 is written (the default).
 //   kTeacherStudent: KL(Q || P), what F.kl_div(log P, Q) computes.
 //   kSymmetric:      (KL(P || Q) + KL(Q || P)) / 2, UniME-V2's "JS" alignment loss.
+// With eps > 0 the log of the *other* distribution becomes log(x + eps), as UniME-V2's released
+// loss.py computes it: KL_eps(P || Q) = sum p (log p - log(q + eps)).
 enum class KlDirection { kStudentTeacher, kTeacherStudent, kSymmetric };
 
 KlDirection parse_kl_direction(c10::string_view direction, const char* op);
@@ -31,7 +33,7 @@ at::ScalarType loss_compute_dtype(at::ScalarType a, at::ScalarType b);
 // Shape, dtype, device and scalar-argument checks (no data access: Meta-safe).
 void check_similarity_kl_args(const at::Tensor& student, const at::Tensor& teacher, double temperature);
 void check_judge_alignment_args(const at::Tensor& query, const at::Tensor& candidates,
-                                const at::Tensor& judge_scores, double temperature);
+                                const at::Tensor& judge_scores, double temperature, double eps);
 void check_hard_negative_infonce_args(const at::Tensor& query, const at::Tensor& candidate,
                                       const std::optional<at::Tensor>& negatives, int64_t k, double beta,
                                       double temperature);
@@ -52,8 +54,8 @@ bool all_finite_aten(const at::Tensor& x);  // any device: isfinite().all() and 
 void check_all_finite(const at::Tensor& x, const char* op, const char* arg, AllFiniteFn all_finite);
 
 // Row-wise softmax KL. a, b: (rows, cols) contiguous, float32 or float64, same dtype. Returns
-// (rows,) with KL of row r between softmax(a[r]) and softmax(b[r]) in `direction`.
-using SoftmaxKlRowsFn = at::Tensor (*)(const at::Tensor& a, const at::Tensor& b, KlDirection direction);
+// (rows,) with KL of row r between softmax(a[r]) and softmax(b[r]) in `direction`, eps as above.
+using SoftmaxKlRowsFn = at::Tensor (*)(const at::Tensor& a, const at::Tensor& b, KlDirection direction, double eps);
 
 // The mined-InfoNCE forward on a precomputed similarity matrix.
 //   scores:   (B, N) float32/float64 contiguous, scores[i][i] is query i's positive.
@@ -86,7 +88,8 @@ at::Tensor similarity_kl_body(const at::Tensor& student, const at::Tensor& teach
                               c10::string_view direction, c10::string_view reduction, AllFiniteFn all_finite,
                               SoftmaxKlRowsFn softmax_kl_rows);
 at::Tensor judge_alignment_body(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
-                                double temperature, AllFiniteFn all_finite, SoftmaxKlRowsFn softmax_kl_rows);
+                                double temperature, double eps, AllFiniteFn all_finite,
+                                SoftmaxKlRowsFn softmax_kl_rows);
 std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_body(const at::Tensor& query, const at::Tensor& candidate,
                                                               const std::optional<at::Tensor>& negatives, int64_t k,
                                                               double beta, double temperature, bool all_in_batch,

@@ -25,14 +25,15 @@ at::Tensor similarity_kl_body(const at::Tensor& student, const at::Tensor& teach
   auto t = teacher.to(compute);
   auto a = at::mm(s, s.t()).div_(temperature).contiguous();
   auto b = at::mm(t, t.t()).div_(temperature).contiguous();
-  auto per_row = softmax_kl_rows(a, b, dir);
+  auto per_row = softmax_kl_rows(a, b, dir, /*eps=*/0.0);
   auto loss = sum ? per_row.sum() : per_row.mean();
   return loss.to(student.scalar_type());
 }
 
 at::Tensor judge_alignment_body(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
-                                double temperature, AllFiniteFn all_finite, SoftmaxKlRowsFn softmax_kl_rows) {
-  check_judge_alignment_args(query, candidates, judge_scores, temperature);
+                                double temperature, double eps, AllFiniteFn all_finite,
+                                SoftmaxKlRowsFn softmax_kl_rows) {
+  check_judge_alignment_args(query, candidates, judge_scores, temperature, eps);
   check_all_finite(query, "judge_alignment", "query", all_finite);
   check_all_finite(candidates, "judge_alignment", "candidates", all_finite);
   check_all_finite(judge_scores, "judge_alignment", "judge_scores", all_finite);
@@ -40,7 +41,7 @@ at::Tensor judge_alignment_body(const at::Tensor& query, const at::Tensor& candi
   // (B, 1 + k): cos(q, c) / tau per candidate, positive first. The inputs are unit vectors.
   auto a = at::bmm(candidates.to(compute), query.to(compute).unsqueeze(2)).squeeze(2).div_(temperature).contiguous();
   auto b = judge_scores.to(compute).div(temperature).contiguous();
-  return softmax_kl_rows(a, b, KlDirection::kSymmetric).mean().to(query.scalar_type());
+  return softmax_kl_rows(a, b, KlDirection::kSymmetric, eps).mean().to(query.scalar_type());
 }
 
 }  // namespace unime::ops

@@ -24,8 +24,8 @@ at::Tensor similarity_kl_meta(const at::Tensor& student, const at::Tensor& teach
 }
 
 at::Tensor judge_alignment_meta(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
-                                double temperature) {
-  check_judge_alignment_args(query, candidates, judge_scores, temperature);
+                                double temperature, double eps) {
+  check_judge_alignment_args(query, candidates, judge_scores, temperature, eps);
   return at::empty({}, query.options());
 }
 
