@@ -33,6 +33,7 @@ def similarity_kl(
     temperature: float = 0.05,
     direction: str = "student_teacher",
     reduction: str = "sum",
+    normalize: bool = False,
 ) -> torch.Tensor:
     """UniME stage 1: KL between the row-softmaxes of in-batch similarity matrices (Eq. 2).
 
@@ -44,9 +45,11 @@ def similarity_kl(
     Args:
         student: (n, ds) L2-normalised student embeddings (gradients flow).
         teacher: (n, dt) L2-normalised teacher embeddings (usually offline, no grad).
+        normalize: L2-normalise both inside (differentiably, in fp32/fp64) for inputs that are not
+            unit vectors already; off by default, when un-normalised inputs are used as they are.
     Returns a 0-d tensor in student's dtype (computed in fp32; fp64 for fp64).
     """
-    return torch.ops.unime.similarity_kl(student, teacher, temperature, direction, reduction)
+    return torch.ops.unime.similarity_kl(student, teacher, temperature, direction, reduction, normalize)
 
 
 def hard_negative_infonce(
@@ -58,6 +61,7 @@ def hard_negative_infonce(
     temperature: float = 0.02,
     all_in_batch: bool = False,
     return_indices: bool = False,
+    normalize: bool = False,
 ):
     """UniME stage 2: InfoNCE over [positive, k hard negatives] with the false-negative filter.
 
@@ -71,10 +75,14 @@ def hard_negative_infonce(
     Args:
         query: (B, d) L2-normalised queries (the global batch: see unime.distributed).
         candidate: (N >= B, d); candidate[i] is query i's positive, the rest are extra negatives.
+        normalize: L2-normalise query, candidate and negatives inside (differentiably) first; beta
+            is a cosine margin, so un-normalised inputs need this.
     Returns the 0-d loss, and with ``return_indices`` also the (B, k) int64 hard negatives used
     (-1 where fewer survived; (B, 0) with all_in_batch).
     """
-    loss, picked = torch.ops.unime.hard_negative_infonce(query, candidate, negatives, k, beta, temperature, all_in_batch)
+    loss, picked = torch.ops.unime.hard_negative_infonce(
+        query, candidate, negatives, k, beta, temperature, all_in_batch, normalize
+    )
     return (loss, picked) if return_indices else loss
 
 
@@ -84,6 +92,7 @@ def judge_alignment(
     judge_scores: torch.Tensor,
     temperature: float = 0.02,
     eps: float = 1e-8,
+    normalize: bool = False,
 ) -> torch.Tensor:
     """UniME-V2: ``(KL(T||P) + KL(P||T)) / 2`` batch mean, P = softmax(cos / tau), T = softmax(judge / tau).
 
@@ -97,9 +106,10 @@ def judge_alignment(
         query: (B, d) L2-normalised.
         candidates: (B, 1 + k, d) L2-normalised, the positive first.
         judge_scores: (B, 1 + k) the MLLM judge's scores of the same candidates.
+        normalize: L2-normalise query and candidates inside (differentiably) first.
     Returns 0-d, query's dtype.
     """
-    return torch.ops.unime.judge_alignment(query, candidates, judge_scores, temperature, eps)
+    return torch.ops.unime.judge_alignment(query, candidates, judge_scores, temperature, eps, normalize)
 
 
 def mine_hard_negatives(

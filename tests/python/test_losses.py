@@ -335,7 +335,80 @@ def test_judge_alignment_eps_errors_and_opcheck():
     for eps in (1e-8, 0.0):
         torch.library.opcheck(torch.ops.unime.judge_alignment.default,
                               (q.clone().requires_grad_(), c.clone().requires_grad_(), s.clone().requires_grad_(),
-                               0.02, eps))
+                               0.02, eps, False))
+
+
+# ---- normalize=True: L2-normalise inside, differentiably --------------------------------------------
+
+
+def raw(*shape, dtype=torch.float32, device="cpu", seed=0):
+    """Rows with norms spread over [0.2, 5]: what a caller forgetting F.normalize passes."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64)
+    x = x * (0.2 + 4.8 * torch.rand(*shape[:-1], 1, generator=g, dtype=torch.float64))
+    return x.to(dtype).to(device)
+
+
+LOSSES = {
+    # name: (ours with normalize, reference, inputs (raw embeddings first), indices of embedding inputs)
+    "similarity_kl": (lambda s, t, n: ops.similarity_kl(s, t, normalize=n), ref.similarity_kl,
+                      lambda **kw: (raw(7, 24, **kw), raw(7, 40, seed=1, **kw)), (0, 1)),
+    "hard_negative_infonce": (lambda q, c, m, n: ops.hard_negative_infonce(q, c, m, k=3, normalize=n),
+                              lambda q, c, m: ref.hard_negative_infonce(q, c, m, k=3)[0],
+                              lambda **kw: (raw(6, 24, **kw), raw(9, 24, seed=1, **kw), raw(6, 2, 24, seed=2, **kw)),
+                              (0, 1, 2)),
+    "judge_alignment": (lambda q, c, s, n: ops.judge_alignment(q, c, s, normalize=n), ref.judge_alignment,
+                        lambda **kw: (raw(5, 24, **kw), raw(5, 4, 24, seed=1, **kw),
+                                      torch.rand(5, 4, generator=torch.Generator().manual_seed(2)).to(**kw)),
+                        (0, 1)),
+}
+
+
+def on_unit_rows(ref_fn, embedding_args):
+    return lambda *xs: ref_fn(*[F.normalize(x, dim=-1) if i in embedding_args else x for i, x in enumerate(xs)])
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_normalize_matches_the_reference_on_normalised_inputs(device, name):
+    ours, ref_fn, make, emb = LOSSES[name]
+    theirs = on_unit_rows(ref_fn, emb)
+    for dtype in (torch.float64, torch.float32, torch.bfloat16):
+        xs = make(dtype=dtype, device=device)
+        assert_matches_reference(ours(*xs, True), theirs, *xs)
+    xs = make(dtype=torch.float32, device=device)
+    for a, b in zip(grads(lambda *v: ours(*v, True), *xs), grads(theirs, *xs)):
+        torch.testing.assert_close(a, b, **GRAD_TOL)
+    # Off (the default), un-normalised inputs are used as they are.
+    assert_matches_reference(ours(*xs, False), ref_fn, *xs)
+    # Below autograd the CPU/CUDA kernels normalise themselves.
+    with torch.inference_mode():
+        torch.testing.assert_close(ours(*xs, True), theirs(*xs), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_normalize_gradcheck_and_opcheck(device, name):
+    ours, _, make, _ = LOSSES[name]
+    xs = [x[:4].clone().requires_grad_() for x in make(dtype=torch.float64, device=device)]
+    assert torch.autograd.gradcheck(lambda *v: ours(*v, True), xs)
+    op = getattr(torch.ops.unime, name).default
+    xs32 = [x.detach().float().requires_grad_() for x in xs]
+    args = {
+        "similarity_kl": lambda: (*xs32, 0.05, "student_teacher", "sum", True),
+        "hard_negative_infonce": lambda: (*xs32, 3, 0.1, 0.02, False, True),
+        "judge_alignment": lambda: (*xs32, 0.02, 1e-8, True),
+    }[name]()
+    torch.library.opcheck(op, args)
+
+
+def test_normalize_checks_arguments_before_casting():
+    # normalize=True casts to the compute dtype first: a dtype mismatch must still be reported.
+    q, c = unit(4, 8), unit(4, 8, seed=1)
+    with pytest.raises(ValueError, match="hard_negative_infonce: candidate dtype"):
+        ops.hard_negative_infonce(q.requires_grad_(), c.double(), normalize=True)
+    with pytest.raises(ValueError, match="judge_alignment: candidates dtype"):
+        ops.judge_alignment(q, unit(4, 3, 8, seed=1).double(), torch.rand(4, 3), normalize=True)
 
 
 @pytest.mark.gpu

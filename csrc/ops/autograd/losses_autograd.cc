@@ -1,6 +1,8 @@
 // Autograd of the UniME objectives, registered in C++ so Python and the C++ trainer both get
 // gradients. Forwards run the CPU/CUDA kernels; backwards are closed-form ATen maths (device-generic)
 // that recompute the cheap logits from the saved inputs rather than keep n x n buffers alive.
+// normalize=True L2-normalises the embeddings here, with plain differentiable ATen ops outside the
+// autograd::Function, so autograd chains the normalisation's Jacobian onto the closed-form backward.
 // The miner is not differentiable: its Autograd kernel only steps below autograd.
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
@@ -72,7 +74,7 @@ class SimilarityKlFunction : public torch::autograd::Function<SimilarityKlFuncti
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["direction"] = direction;
     ctx->saved_data["reduction"] = reduction;
-    return similarity_kl(student, teacher, temperature, direction, reduction);
+    return similarity_kl(student, teacher, temperature, direction, reduction, /*normalize=*/false);
   }
 
   // S = E E^T / tau, so dL/dE = (G + G^T) E / tau with G = dL/d(logits).
@@ -104,7 +106,7 @@ class JudgeAlignmentFunction : public torch::autograd::Function<JudgeAlignmentFu
     ctx->save_for_backward({query, candidates, judge_scores});
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["eps"] = eps;
-    return judge_alignment(query, candidates, judge_scores, temperature, eps);
+    return judge_alignment(query, candidates, judge_scores, temperature, eps, /*normalize=*/false);
   }
 
   // a = (c . q) / tau (B, m), b = judge / tau; the loss is the batch mean of the symmetric KL.
@@ -135,7 +137,8 @@ class HardNegativeInfonceFunction : public torch::autograd::Function<HardNegativ
                                const std::optional<at::Tensor>& negatives, int64_t k, double beta, double temperature,
                                bool all_in_batch) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [loss, picked] = hard_negative_infonce(query, candidate, negatives, k, beta, temperature, all_in_batch);
+    auto [loss, picked] =
+        hard_negative_infonce(query, candidate, negatives, k, beta, temperature, all_in_batch, /*normalize=*/false);
     ctx->save_for_backward({query, candidate, negatives.value_or(at::Tensor()), picked});
     ctx->saved_data["beta"] = beta;
     ctx->saved_data["temperature"] = temperature;
@@ -196,21 +199,42 @@ class HardNegativeInfonceFunction : public torch::autograd::Function<HardNegativ
 };
 
 at::Tensor similarity_kl_autograd(const at::Tensor& student, const at::Tensor& teacher, double temperature,
-                                  c10::string_view direction, c10::string_view reduction) {
-  return SimilarityKlFunction::apply(student, teacher, temperature, std::string(direction), std::string(reduction));
+                                  c10::string_view direction, c10::string_view reduction, bool normalize) {
+  if (!normalize)
+    return SimilarityKlFunction::apply(student, teacher, temperature, std::string(direction), std::string(reduction));
+  check_similarity_kl_args(student, teacher, temperature);  // before any cast could hide a bad argument
+  const auto compute = loss_compute_dtype(student.scalar_type(), teacher.scalar_type());
+  return SimilarityKlFunction::apply(l2_normalize_rows(student.to(compute)), l2_normalize_rows(teacher.to(compute)),
+                                     temperature, std::string(direction), std::string(reduction))
+      .to(student.scalar_type());
 }
 
 at::Tensor judge_alignment_autograd(const at::Tensor& query, const at::Tensor& candidates,
-                                    const at::Tensor& judge_scores, double temperature, double eps) {
-  return JudgeAlignmentFunction::apply(query, candidates, judge_scores, temperature, eps);
+                                    const at::Tensor& judge_scores, double temperature, double eps, bool normalize) {
+  if (!normalize) return JudgeAlignmentFunction::apply(query, candidates, judge_scores, temperature, eps);
+  check_judge_alignment_args(query, candidates, judge_scores, temperature, eps);
+  const auto compute = loss_compute_dtype(query.scalar_type(), judge_scores.scalar_type());
+  return JudgeAlignmentFunction::apply(l2_normalize_rows(query.to(compute)), l2_normalize_rows(candidates.to(compute)),
+                                       judge_scores, temperature, eps)
+      .to(query.scalar_type());
 }
 
 std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_autograd(const at::Tensor& query, const at::Tensor& candidate,
                                                                   const std::optional<at::Tensor>& negatives,
                                                                   int64_t k, double beta, double temperature,
-                                                                  bool all_in_batch) {
-  auto out = HardNegativeInfonceFunction::apply(query, candidate, negatives, k, beta, temperature, all_in_batch);
-  return {out[0], out[1]};
+                                                                  bool all_in_batch, bool normalize) {
+  if (!normalize) {
+    auto out = HardNegativeInfonceFunction::apply(query, candidate, negatives, k, beta, temperature, all_in_batch);
+    return {out[0], out[1]};
+  }
+  check_hard_negative_infonce_args(query, candidate, negatives, k, beta, temperature);
+  const auto compute = loss_compute_dtype(query.scalar_type(), query.scalar_type());
+  std::optional<at::Tensor> n;
+  if (negatives.has_value()) n = l2_normalize_rows(negatives->to(compute));
+  auto out = HardNegativeInfonceFunction::apply(l2_normalize_rows(query.to(compute)),
+                                                l2_normalize_rows(candidate.to(compute)), n, k, beta, temperature,
+                                                all_in_batch);
+  return {out[0].to(query.scalar_type()), out[1]};
 }
 
 std::tuple<at::Tensor, at::Tensor> mine_hard_negatives_autograd(

@@ -28,6 +28,10 @@ at::ScalarType loss_compute_dtype(at::ScalarType a, at::ScalarType b) {
   return a == at::kDouble || b == at::kDouble ? at::kDouble : at::kFloat;
 }
 
+at::Tensor l2_normalize_rows(const at::Tensor& x) {
+  return x / at::linalg_vector_norm(x, 2, {-1}, /*keepdim=*/true).clamp_min(1e-12);
+}
+
 bool all_finite_aten(const at::Tensor& x) { return at::isfinite(x).all().item<bool>(); }
 
 void check_all_finite(const at::Tensor& x, const char* op, const char* arg, AllFiniteFn all_finite) {

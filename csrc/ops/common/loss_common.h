@@ -30,6 +30,10 @@ bool parse_sum_reduction(c10::string_view reduction, const char* op);
 // float64 inputs are computed in float64 (gradcheck); every narrower dtype in float32.
 at::ScalarType loss_compute_dtype(at::ScalarType a, at::ScalarType b);
 
+// Rows of x (.., d) scaled to unit L2 norm, as F.normalize(x, dim=-1) (norm clamped at 1e-12).
+// Plain differentiable ATen: the autograd kernels call it outside their autograd::Function.
+at::Tensor l2_normalize_rows(const at::Tensor& x);
+
 // Shape, dtype, device and scalar-argument checks (no data access: Meta-safe).
 void check_similarity_kl_args(const at::Tensor& student, const at::Tensor& teacher, double temperature);
 void check_judge_alignment_args(const at::Tensor& query, const at::Tensor& candidates,
@@ -83,17 +87,20 @@ using TopKUpdateFn = void (*)(const at::Tensor& scores, int64_t row_begin, int64
                               const MinerMasks& masks, at::Tensor& best_idx, at::Tensor& best_score);
 
 // ---- device-generic op bodies (checks, matmuls through ATen, then the device's kernels) ----------
+// normalize = true L2-normalises the embedding inputs first, in the compute dtype (the Autograd
+// kernels normalise differentiably before they call down, and pass false).
 
 at::Tensor similarity_kl_body(const at::Tensor& student, const at::Tensor& teacher, double temperature,
-                              c10::string_view direction, c10::string_view reduction, AllFiniteFn all_finite,
-                              SoftmaxKlRowsFn softmax_kl_rows);
+                              c10::string_view direction, c10::string_view reduction, bool normalize,
+                              AllFiniteFn all_finite, SoftmaxKlRowsFn softmax_kl_rows);
 at::Tensor judge_alignment_body(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
-                                double temperature, double eps, AllFiniteFn all_finite,
+                                double temperature, double eps, bool normalize, AllFiniteFn all_finite,
                                 SoftmaxKlRowsFn softmax_kl_rows);
 std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_body(const at::Tensor& query, const at::Tensor& candidate,
                                                               const std::optional<at::Tensor>& negatives, int64_t k,
                                                               double beta, double temperature, bool all_in_batch,
-                                                              AllFiniteFn all_finite, InfonceRowsFn infonce_rows);
+                                                              bool normalize, AllFiniteFn all_finite,
+                                                              InfonceRowsFn infonce_rows);
 // tile_elements bounds the (query block x corpus chunk) score tile the device holds at once.
 std::tuple<at::Tensor, at::Tensor> mine_hard_negatives_body(
     const at::Tensor& query, const at::Tensor& corpus, int64_t k, const std::optional<at::Tensor>& max_score,

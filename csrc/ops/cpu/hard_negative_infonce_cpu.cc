@@ -68,9 +68,10 @@ std::tuple<at::Tensor, at::Tensor> infonce_rows_cpu(const at::Tensor& scores, co
 
 std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_cpu(const at::Tensor& query, const at::Tensor& candidate,
                                                              const std::optional<at::Tensor>& negatives, int64_t k,
-                                                             double beta, double temperature, bool all_in_batch) {
-  return hard_negative_infonce_body(query, candidate, negatives, k, beta, temperature, all_in_batch, all_finite_cpu,
-                                    infonce_rows_cpu);
+                                                             double beta, double temperature, bool all_in_batch,
+                                                             bool normalize) {
+  return hard_negative_infonce_body(query, candidate, negatives, k, beta, temperature, all_in_batch, normalize,
+                                    all_finite_cpu, infonce_rows_cpu);
 }
 
 }  // namespace

@@ -56,13 +56,15 @@ at::Tensor softmax_kl_rows_cpu(const at::Tensor& a, const at::Tensor& b, KlDirec
 }
 
 at::Tensor similarity_kl_cpu(const at::Tensor& student, const at::Tensor& teacher, double temperature,
-                             c10::string_view direction, c10::string_view reduction) {
-  return similarity_kl_body(student, teacher, temperature, direction, reduction, all_finite_cpu, softmax_kl_rows_cpu);
+                             c10::string_view direction, c10::string_view reduction, bool normalize) {
+  return similarity_kl_body(student, teacher, temperature, direction, reduction, normalize, all_finite_cpu,
+                            softmax_kl_rows_cpu);
 }
 
 at::Tensor judge_alignment_cpu(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
-                               double temperature, double eps) {
-  return judge_alignment_body(query, candidates, judge_scores, temperature, eps, all_finite_cpu, softmax_kl_rows_cpu);
+                               double temperature, double eps, bool normalize) {
+  return judge_alignment_body(query, candidates, judge_scores, temperature, eps, normalize, all_finite_cpu,
+                              softmax_kl_rows_cpu);
 }
 
 }  // namespace

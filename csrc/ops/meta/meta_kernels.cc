@@ -16,7 +16,7 @@ at::Tensor rms_norm_meta(const at::Tensor& x, const at::Tensor& weight, double e
 }
 
 at::Tensor similarity_kl_meta(const at::Tensor& student, const at::Tensor& teacher, double temperature,
-                              c10::string_view direction, c10::string_view reduction) {
+                              c10::string_view direction, c10::string_view reduction, bool normalize) {
   check_similarity_kl_args(student, teacher, temperature);
   parse_kl_direction(direction, "similarity_kl");
   parse_sum_reduction(reduction, "similarity_kl");
@@ -24,14 +24,15 @@ at::Tensor similarity_kl_meta(const at::Tensor& student, const at::Tensor& teach
 }
 
 at::Tensor judge_alignment_meta(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
-                                double temperature, double eps) {
+                                double temperature, double eps, bool normalize) {
   check_judge_alignment_args(query, candidates, judge_scores, temperature, eps);
   return at::empty({}, query.options());
 }
 
 std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_meta(const at::Tensor& query, const at::Tensor& candidate,
                                                               const std::optional<at::Tensor>& negatives, int64_t k,
-                                                              double beta, double temperature, bool all_in_batch) {
+                                                              double beta, double temperature, bool all_in_batch,
+                                                              bool normalize) {
   check_hard_negative_infonce_args(query, candidate, negatives, k, beta, temperature);
   return {at::empty({}, query.options()),
           at::empty({query.size(0), all_in_batch ? 0 : k}, query.options().dtype(at::kLong))};
