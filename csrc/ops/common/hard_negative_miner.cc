@@ -21,7 +21,10 @@ std::tuple<at::Tensor, at::Tensor> mine_hard_negatives_body(
   check_mine_hard_negatives_args(query, corpus, k, max_score, exclude, query_ids, corpus_ids, chunk_size);
   check_all_finite(query, op, "query", all_finite);
   check_all_finite(corpus, op, "corpus", all_finite);
-  if (max_score.has_value()) check_all_finite(*max_score, op, "max_score", all_finite);
+  // +inf is a valid ceiling (none: queries without a positive); NaN would drop nothing silently.
+  if (max_score.has_value())
+    TORCH_CHECK_VALUE(!at::isnan(*max_score).any().item<bool>(),
+                      "unime.mine_hard_negatives: max_score contains NaN (use +inf for no ceiling)");
   const auto compute = loss_compute_dtype(query.scalar_type(), query.scalar_type());
   const int64_t num_queries = query.size(0), num_corpus = corpus.size(0);
   auto best_idx = at::full({num_queries, k}, -1, query.options().dtype(at::kLong));
