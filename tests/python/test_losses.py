@@ -416,3 +416,16 @@ def test_loss_cuda_kernels_are_registered():
     q, c = unit(8, 16, device="cuda"), unit(8, 16, device="cuda", seed=1)
     assert ops.hard_negative_infonce(q, c).device.type == "cuda"
     assert ops.similarity_kl(q, c).device.type == "cuda"
+
+
+@pytest.mark.gpu
+def test_infonce_cuda_selection_takes_any_k():
+    # k * (8 + 8) bytes of picks would pass the 48 KB of shared memory a block gets by default at
+    # k ~ 3000; the picks live in global memory, so a large k must run and agree with the CPU
+    # (float64: cuBLAS and BLAS round alike enough that no near-tie swaps).
+    q, c = unit(40, 32, dtype=torch.float64), unit(6000, 32, dtype=torch.float64, seed=1)
+    for k in (8, 5000):
+        loss, picked = ops.hard_negative_infonce(q, c, k=k, beta=0.3, return_indices=True)
+        loss_gpu, picked_gpu = ops.hard_negative_infonce(q.cuda(), c.cuda(), k=k, beta=0.3, return_indices=True)
+        torch.testing.assert_close(loss_gpu.cpu(), loss)
+        assert (picked_gpu.cpu() == picked).float().mean() > 0.999

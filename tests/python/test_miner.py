@@ -188,6 +188,17 @@ def test_miner_cuda_matches_cpu():
     torch.testing.assert_close(gpu[1].cpu(), cpu[1], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.gpu
+def test_miner_cuda_takes_any_k():
+    # Past k ~ 3000 (float64) the picks would not fit the default 48 KB of shared memory per block;
+    # they live in global memory, so any k runs (slowly: k rounds over each tile).
+    query, corpus = unit(20, 16, dtype=torch.float64), unit(9000, 16, dtype=torch.float64, seed=1)
+    cpu = ops.mine_hard_negatives(query, corpus, 4000, chunk_size=3000)
+    gpu = ops.mine_hard_negatives(query.cuda(), corpus.cuda(), 4000, chunk_size=3000)
+    assert (gpu[0].cpu() == cpu[0]).float().mean() > 0.999
+    torch.testing.assert_close(gpu[1].cpu(), cpu[1])
+
+
 # ---- gathering across ranks ---------------------------------------------------------------------
 
 
