@@ -69,8 +69,9 @@ def hard_negative_infonce(
     likely false negatives, then the k highest survivors (ties: lower index) join the positive in
     ``CE([S_ii, S_i,n1..nk] / temperature, 0)``, averaged over the batch. Fewer than k survivors:
     only those are used (no duplication). ``all_in_batch=True`` puts every survivor in the
-    denominator (VLM2Vec with ``beta=inf``). ``negatives`` (B, m, d) are explicit per-query
-    negatives, always in the denominator, unfiltered.
+    denominator (with ``beta=inf``, no ``negatives`` and N = B: VLM2Vec's loss; see docs/losses.md
+    for N > B). ``negatives`` (B, m, d) are explicit per-query negatives, always in the denominator,
+    unfiltered.
 
     Args:
         query: (B, d) L2-normalised queries (the global batch: see unime.distributed).

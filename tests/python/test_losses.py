@@ -150,6 +150,18 @@ def test_infonce_all_in_batch_without_filter_is_vlm2vec_cross_entropy():
     torch.testing.assert_close(ops.hard_negative_infonce(q, c, beta=float("inf"), all_in_batch=True), expected)
 
 
+def test_infonce_all_in_batch_equals_vlm2vec_for_n_above_b_only_with_positives_first():
+    # VLM2Vec's SimpleContrastiveLoss takes query i's positive at row i * (N // B) (its hard negatives
+    # interleaved after each positive); this op takes row i. Same loss once the positives come first.
+    b, per_query = 6, 3
+    q, y = unit(b, 16), unit(b * per_query, 16, seed=1)
+    vlm2vec = F.cross_entropy(q @ y.T / 0.02, torch.arange(0, b * per_query, per_query))
+    positives_first = torch.cat([y[::per_query]] + [y[j::per_query] for j in range(1, per_query)])
+    ours = ops.hard_negative_infonce(q, positives_first, beta=float("inf"), all_in_batch=True)
+    torch.testing.assert_close(ours, vlm2vec)
+    assert not torch.allclose(ops.hard_negative_infonce(q, y, beta=float("inf"), all_in_batch=True), vlm2vec)
+
+
 @pytest.mark.parametrize("device", devices())
 def test_infonce_gradcheck(device):
     q = unit(5, 6, dtype=torch.float64, device=device).requires_grad_()
