@@ -3,8 +3,10 @@
     python benchmarks/bench_losses.py [--device cuda]
 
 similarity_kl (stage 1, n x n batch similarities), hard_negative_infonce (stage 2, k=8, beta=0.1,
-global batch B) and judge_alignment (UniME-V2, 1 + 8 candidates) vs tests/reference/losses.py,
-timed in the same run. Prints milliseconds per forward+backward for each and the ratio.
+global batch B) and judge_alignment (UniME-V2, 1 + 8 candidates, the released eps=1e-8) vs
+tests/reference/losses.py, timed in the same run, with the defaults (unit-vector inputs), then with
+normalize=True on un-normalised inputs (the reference normalises with F.normalize first). Prints
+milliseconds per forward+backward for each and the ratio.
 """
 
 from __future__ import annotations
@@ -51,6 +53,19 @@ def main() -> None:
         j = torch.rand(n, 9, device=dev)
         cases.append((f"judge_alignment B={n} 1+8 cands d=1536", unime.ops.judge_alignment, ref.judge_alignment,
                       (s, c, j)))
+        # normalize=True: the same losses on inputs scaled away from unit norm.
+        s2, t2, c2 = 3 * s, 0.5 * t, 2 * c
+        p2 = 2 * F.normalize(s + 0.3 * torch.randn_like(s), dim=-1)
+        cases += [
+            (f"similarity_kl normalize=True n={n}", lambda a, b: unime.ops.similarity_kl(a, b, normalize=True),
+             lambda a, b: ref.similarity_kl(F.normalize(a, dim=-1), F.normalize(b, dim=-1)), (s2, t2)),
+            (f"hard_negative_infonce normalize=True B={n}",
+             lambda a, b: unime.ops.hard_negative_infonce(a, b, normalize=True),
+             lambda a, b: ref.hard_negative_infonce(F.normalize(a, dim=-1), F.normalize(b, dim=-1))[0], (s2, p2)),
+            (f"judge_alignment normalize=True B={n}",
+             lambda a, b, m: unime.ops.judge_alignment(a, b, m, normalize=True),
+             lambda a, b, m: ref.judge_alignment(F.normalize(a, dim=-1), F.normalize(b, dim=-1), m), (s2, c2, j)),
+        ]
         for name, ours, theirs, inputs in cases:
             t_ours = median_seconds(fwd_bwd(ours, *inputs), dev)
             t_ref = median_seconds(fwd_bwd(theirs, *inputs), dev)

@@ -31,20 +31,23 @@ at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& weight, const std:
                        const std::optional<at::Tensor>& lora_x);
 
 // ---- UniME objectives and the hard-negative miner (docs/losses.md; kernels in cpu/, cuda/) ----
+// The losses expect L2-normalised embeddings; normalize=true L2-normalises them inside (differentiably).
 // Stage-1 relational distillation: KL between row-softmaxes of student (n, ds) and teacher (n, dt)
 // in-batch similarity matrices e e^T / temperature. Returns a 0-d tensor in student's dtype.
 at::Tensor similarity_kl(const at::Tensor& student, const at::Tensor& teacher, double temperature,
-                         c10::string_view direction, c10::string_view reduction);
+                         c10::string_view direction, c10::string_view reduction, bool normalize = false);
 // Stage-2 InfoNCE over [positive, top-k filtered in-batch negatives (or all), explicit negatives].
 // query (B, d), candidate (N >= B, d) with candidate[i] query i's positive, negatives (B, m, d).
 // Returns (mean loss, 0-d; hard-negative indices (B, k) int64, -1 padded).
 std::tuple<at::Tensor, at::Tensor> hard_negative_infonce(const at::Tensor& query, const at::Tensor& candidate,
                                                          const std::optional<at::Tensor>& negatives, int64_t k,
-                                                         double beta, double temperature, bool all_in_batch);
-// UniME-V2: symmetric KL between softmax(cos / tau) and softmax(judge / tau), batch mean.
+                                                         double beta, double temperature, bool all_in_batch,
+                                                         bool normalize = false);
+// UniME-V2: symmetric KL between softmax(cos / tau) and softmax(judge / tau), batch mean, each KL
+// taking log(x + eps) of the other distribution as the released loss does (eps = 0: exact KL).
 // query (B, d), candidates (B, 1 + k, d) positive first, judge_scores (B, 1 + k).
 at::Tensor judge_alignment(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
-                           double temperature);
+                           double temperature, double eps = 1e-8, bool normalize = false);
 // Top-k corpus items per query with exclusions, tiled so Q x N scores never exist at once.
 // Returns (indices (Q, k) int64 global, -1 padded; scores (Q, k) float32/float64, -inf padded).
 std::tuple<at::Tensor, at::Tensor> mine_hard_negatives(const at::Tensor& query, const at::Tensor& corpus, int64_t k,

@@ -1,20 +1,28 @@
-// The one declaration of every unime op (schemas). Kernels register per dispatch key in
-// csrc/ops/cpu/, csrc/ops/cuda/ and csrc/ops/autograd/.
+// The one declaration of every unime op (schemas), and the C++ entry points that call through the
+// dispatcher. Kernels register per dispatch key: cpu/ (CPU), cuda/ (CUDA), meta/ (Meta, for
+// torch.compile) and autograd/ (Autograd); the device-generic op bodies they share live in common/,
+// and composite/ holds ops written in ATen ops for every device (their autograd comes from those).
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include "ops/ops.h"
 
 TORCH_LIBRARY(unime, m) {
+  // x (..., D), weight (D,) -> (..., D): Llama's RMSNorm, normalised in fp32, returned in x's dtype.
   m.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
-  // (..., in) -> (..., out): x W^T + b + scaling * B A lora_x, PEFT's LoRA Linear.
+  // x (..., in), weight (out, in), lora_a (r, in), lora_b (out, r) -> (..., out): PEFT's LoRA Linear.
   m.def("lora_linear(Tensor x, Tensor weight, Tensor? bias, Tensor lora_a, Tensor lora_b, float scaling, "
         "Tensor? lora_x=None) -> Tensor");
+  // student (n, ds), teacher (n, dt) -> 0-d: KL of the row-softmaxes of e e^T / tau (UniME stage 1).
   m.def("similarity_kl(Tensor student, Tensor teacher, float temperature=0.05, str direction=\"student_teacher\", "
-        "str reduction=\"sum\") -> Tensor");
+        "str reduction=\"sum\", bool normalize=False) -> Tensor");
+  // query (B, d), candidate (N >= B, d), negatives (B, m, d) -> (0-d InfoNCE, (B, k) int64 hard negatives used).
   m.def("hard_negative_infonce(Tensor query, Tensor candidate, Tensor? negatives=None, int k=8, float beta=0.1, "
-        "float temperature=0.02, bool all_in_batch=False) -> (Tensor, Tensor)");
-  m.def("judge_alignment(Tensor query, Tensor candidates, Tensor judge_scores, float temperature=0.02) -> Tensor");
+        "float temperature=0.02, bool all_in_batch=False, bool normalize=False) -> (Tensor, Tensor)");
+  // query (B, d), candidates (B, 1+k, d), judge (B, 1+k) -> 0-d: UniME-V2's symmetric KL, log(x + eps) as released.
+  m.def("judge_alignment(Tensor query, Tensor candidates, Tensor judge_scores, float temperature=0.02, "
+        "float eps=1e-08, bool normalize=False) -> Tensor");
+  // query (Q, d), corpus (N, d) -> ((Q, k) int64 global indices, (Q, k) scores): each query's top-k after exclusions.
   m.def("mine_hard_negatives(Tensor query, Tensor corpus, int k, Tensor? max_score=None, Tensor? exclude=None, "
         "Tensor? query_ids=None, Tensor? corpus_ids=None, int index_offset=0, int chunk_size=8192) -> (Tensor, Tensor)");
 }
@@ -35,26 +43,27 @@ at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& weight, const std:
 }
 
 at::Tensor similarity_kl(const at::Tensor& student, const at::Tensor& teacher, double temperature,
-                         c10::string_view direction, c10::string_view reduction) {
+                         c10::string_view direction, c10::string_view reduction, bool normalize) {
   static auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("unime::similarity_kl", "").typed<decltype(similarity_kl)>();
-  return op.call(student, teacher, temperature, direction, reduction);
+  return op.call(student, teacher, temperature, direction, reduction, normalize);
 }
 
 std::tuple<at::Tensor, at::Tensor> hard_negative_infonce(const at::Tensor& query, const at::Tensor& candidate,
                                                          const std::optional<at::Tensor>& negatives, int64_t k,
-                                                         double beta, double temperature, bool all_in_batch) {
+                                                         double beta, double temperature, bool all_in_batch,
+                                                         bool normalize) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("unime::hard_negative_infonce", "")
                        .typed<decltype(hard_negative_infonce)>();
-  return op.call(query, candidate, negatives, k, beta, temperature, all_in_batch);
+  return op.call(query, candidate, negatives, k, beta, temperature, all_in_batch, normalize);
 }
 
 at::Tensor judge_alignment(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
-                           double temperature) {
+                           double temperature, double eps, bool normalize) {
   static auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("unime::judge_alignment", "").typed<decltype(judge_alignment)>();
-  return op.call(query, candidates, judge_scores, temperature);
+  return op.call(query, candidates, judge_scores, temperature, eps, normalize);
 }
 
 std::tuple<at::Tensor, at::Tensor> mine_hard_negatives(const at::Tensor& query, const at::Tensor& corpus, int64_t k,

@@ -52,6 +52,7 @@ def similarity_kl(
     temperature: float = 0.05,
     direction: str = "student_teacher",
     reduction: str = "sum",
+    normalize: bool = False,
 ) -> torch.Tensor:
     """UniME stage 1: KL between the row-softmaxes of in-batch similarity matrices (Eq. 2).
 
@@ -63,9 +64,11 @@ def similarity_kl(
     Args:
         student: (n, ds) L2-normalised student embeddings (gradients flow).
         teacher: (n, dt) L2-normalised teacher embeddings (usually offline, no grad).
+        normalize: L2-normalise both inside (differentiably, in fp32/fp64) for inputs that are not
+            unit vectors already; off by default, when un-normalised inputs are used as they are.
     Returns a 0-d tensor in student's dtype (computed in fp32; fp64 for fp64).
     """
-    return torch.ops.unime.similarity_kl(student, teacher, temperature, direction, reduction)
+    return torch.ops.unime.similarity_kl(student, teacher, temperature, direction, reduction, normalize)
 
 
 def hard_negative_infonce(
@@ -77,6 +80,7 @@ def hard_negative_infonce(
     temperature: float = 0.02,
     all_in_batch: bool = False,
     return_indices: bool = False,
+    normalize: bool = False,
 ):
     """UniME stage 2: InfoNCE over [positive, k hard negatives] with the false-negative filter.
 
@@ -84,31 +88,48 @@ def hard_negative_infonce(
     likely false negatives, then the k highest survivors (ties: lower index) join the positive in
     ``CE([S_ii, S_i,n1..nk] / temperature, 0)``, averaged over the batch. Fewer than k survivors:
     only those are used (no duplication). ``all_in_batch=True`` puts every survivor in the
-    denominator (VLM2Vec with ``beta=inf``). ``negatives`` (B, m, d) are explicit per-query
-    negatives, always in the denominator, unfiltered.
+    denominator (with ``beta=inf``, no ``negatives`` and N = B: VLM2Vec's loss; see docs/losses.md
+    for N > B). ``negatives`` (B, m, d) are explicit per-query negatives, always in the denominator,
+    unfiltered.
 
     Args:
         query: (B, d) L2-normalised queries (the global batch: see unime.distributed).
         candidate: (N >= B, d); candidate[i] is query i's positive, the rest are extra negatives.
+        normalize: L2-normalise query, candidate and negatives inside (differentiably) first; beta
+            is a cosine margin, so un-normalised inputs need this.
     Returns the 0-d loss, and with ``return_indices`` also the (B, k) int64 hard negatives used
     (-1 where fewer survived; (B, 0) with all_in_batch).
     """
-    loss, picked = torch.ops.unime.hard_negative_infonce(query, candidate, negatives, k, beta, temperature, all_in_batch)
+    loss, picked = torch.ops.unime.hard_negative_infonce(
+        query, candidate, negatives, k, beta, temperature, all_in_batch, normalize
+    )
     return (loss, picked) if return_indices else loss
 
 
 def judge_alignment(
-    query: torch.Tensor, candidates: torch.Tensor, judge_scores: torch.Tensor, temperature: float = 0.02
+    query: torch.Tensor,
+    candidates: torch.Tensor,
+    judge_scores: torch.Tensor,
+    temperature: float = 0.02,
+    eps: float = 1e-8,
+    normalize: bool = False,
 ) -> torch.Tensor:
     """UniME-V2: ``(KL(T||P) + KL(P||T)) / 2`` batch mean, P = softmax(cos / tau), T = softmax(judge / tau).
+
+    As UniME-V2's released loss.py computes it: each KL takes ``log(x + eps)`` of the distribution
+    it is measured against, ``KL(T||P) = sum t (log t - log(p + eps))`` and ``KL(P||T) = sum p (log p -
+    log(t + eps))``. ``eps=1e-8`` (the default) reproduces the release; at tau = 0.02 the softmaxes
+    hold probabilities far below 1e-8, so this differs from the exact KL in value and gradient.
+    ``eps=0`` gives the exact log-softmax form.
 
     Args:
         query: (B, d) L2-normalised.
         candidates: (B, 1 + k, d) L2-normalised, the positive first.
         judge_scores: (B, 1 + k) the MLLM judge's scores of the same candidates.
-    Exact log-softmax (the released code's log(x + 1e-8) is not copied). Returns 0-d, query's dtype.
+        normalize: L2-normalise query and candidates inside (differentiably) first.
+    Returns 0-d, query's dtype.
     """
-    return torch.ops.unime.judge_alignment(query, candidates, judge_scores, temperature)
+    return torch.ops.unime.judge_alignment(query, candidates, judge_scores, temperature, eps, normalize)
 
 
 def mine_hard_negatives(
@@ -118,6 +139,7 @@ def mine_hard_negatives(
     *,
     positive: torch.Tensor | None = None,
     beta: float | None = None,
+    positive_scores: torch.Tensor | None = None,
     max_score: torch.Tensor | None = None,
     exclude: torch.Tensor | None = None,
     query_ids: torch.Tensor | None = None,
@@ -133,24 +155,58 @@ def mine_hard_negatives(
     Args:
         query: (Q, d), corpus: (N, d) same dtype and device.
         positive: (Q,) or (Q, p) int64 global corpus indices of each query's positives (-1 = none):
-            never returned; with ``beta``, items scoring above ``score(positive[:, 0]) + beta`` are
-            dropped too (UniME's false-negative filter).
-        max_score: (Q,) explicit per-query ceiling instead (items with score > ceiling are dropped).
+            never returned.
+        beta: UniME's false-negative filter: items scoring above ``positive score + beta`` are
+            dropped. The positive score is ``query . corpus[positive[:, 0] - index_offset]``, read from
+            this corpus, so every ``positive[:, 0]`` must lie in [index_offset, index_offset + N) or
+            be -1 (no ceiling for that query); otherwise (a corpus in pieces) pass ``positive_scores``.
+        positive_scores: (Q,) each query's score of its positive (e.g. ``(query * pos_emb).sum(-1)``),
+            for ``beta`` when the positive is not in this corpus piece.
+        max_score: (Q,) explicit per-query ceiling instead of ``beta`` (items with score > ceiling
+            are dropped; +inf: none).
         exclude: (Q, m) int64 more global indices to skip.
         query_ids, corpus_ids: (Q,), (N,) int64; corpus j is skipped when its id equals the query's.
         index_offset: global index of corpus row 0 (for streaming a corpus in pieces).
     Returns (indices (Q, k) int64, scores (Q, k) float32 [float64 for float64]) sorted by score
     descending, ties by lower index, padded with -1 / -inf when fewer than k survive.
     """
+    op = "unime.mine_hard_negatives"
+    if beta is not None and max_score is not None:
+        raise ValueError(f"{op}: give either beta (with positive or positive_scores) or max_score, not both")
+    if beta is None and positive_scores is not None:
+        raise ValueError(f"{op}: positive_scores is only used with beta (the ceiling is positive_scores + beta)")
+    if beta is not None and positive is None and positive_scores is None:
+        raise ValueError(f"{op}: beta needs positive (in this corpus) or positive_scores to know each query's "
+                         "positive score")
+    first = None
     if positive is not None:
         positive = positive.reshape(positive.shape[0], -1)
         exclude = positive if exclude is None else torch.cat([positive, exclude], 1)
-        if beta is not None and max_score is None:
-            first = positive[:, 0]
-            local = (first - index_offset).clamp(0, corpus.shape[0] - 1)
-            compute = torch.float64 if query.dtype == torch.float64 else torch.float32
-            pos_score = (query.to(compute) * corpus[local].to(compute)).sum(-1)
-            max_score = torch.where(first >= 0, pos_score + beta, torch.full_like(pos_score, float("inf")))
+        first = positive[:, 0]
+    if beta is not None:
+        compute = torch.float64 if query.dtype == torch.float64 else torch.float32
+        if positive_scores is not None:
+            if positive_scores.shape != (query.shape[0],):
+                raise ValueError(f"{op}: positive_scores must have shape ({query.shape[0]},), got "
+                                 f"{tuple(positive_scores.shape)}")
+            pos_score = positive_scores.to(device=query.device, dtype=compute)
+        else:
+            # The ceiling comes from the positive's row of this corpus: refuse when it is elsewhere
+            # rather than read another row's score.
+            n = corpus.shape[0]
+            outside = (first >= 0) & ((first < index_offset) | (first >= index_offset + n))
+            if bool(outside.any()):
+                q = int(outside.nonzero()[0, 0])
+                raise ValueError(
+                    f"{op}: positive[{q}, 0] = {int(first[q])} is not in this corpus piece "
+                    f"[{index_offset}, {index_offset + n}) (index_offset={index_offset}, N={n}), so its score "
+                    "for beta cannot be read here; pass positive_scores (Q,) or max_score (Q,)")
+            local = (first - index_offset).clamp(0, max(n - 1, 0))
+            pos_score = ((query.to(compute) * corpus[local].to(compute)).sum(-1) if n > 0
+                         else torch.zeros(query.shape[0], dtype=compute, device=query.device))
+        max_score = pos_score + beta
+        if first is not None:  # queries without a positive (-1) get no ceiling
+            max_score = torch.where(first >= 0, max_score, torch.full_like(max_score, float("inf")))
     return torch.ops.unime.mine_hard_negatives(
         query, corpus, k, max_score, exclude, query_ids, corpus_ids, index_offset, chunk_size
     )
@@ -159,8 +215,9 @@ def mine_hard_negatives(
 def mine_hard_negatives_streaming(query: torch.Tensor, corpus_pieces, k: int, **kwargs):
     """``mine_hard_negatives`` over a corpus given as an iterable of (n_i, d) pieces (e.g. memory-mapped
     shards larger than memory together). Pieces are numbered consecutively from 0; ``max_score``,
-    ``exclude`` and ids (``corpus_ids`` as an iterable of per-piece tensors) work as above. Give
-    ``max_score`` rather than ``positive`` + ``beta``: the positive may sit in a later piece."""
+    ``exclude``, ``positive`` and ids (``corpus_ids`` as an iterable of per-piece tensors) work as
+    above. With ``beta``, pass ``positive_scores`` (or a ``max_score``): a piece that does not hold
+    a query's positive cannot score it, and ``positive`` + ``beta`` alone raises ValueError there."""
     corpus_ids = kwargs.pop("corpus_ids", None)
     id_pieces = iter(corpus_ids) if corpus_ids is not None else None
     best_idx = best_score = None

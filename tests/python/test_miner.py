@@ -90,6 +90,68 @@ def test_miner_streaming_over_pieces_equals_one_call():
     assert_same_result(ours, whole)
 
 
+def test_miner_positive_beta_reads_the_positives_row_of_an_offset_piece():
+    # A piece holding global rows 100..159: the ceiling must come from corpus[positive - 100].
+    query, corpus = unit(12, 16), unit(60, 16, seed=1)
+    positive = torch.randint(100, 160, (12,), generator=torch.Generator().manual_seed(2))
+    ours = ops.mine_hard_negatives(query, corpus, 5, positive=positive, beta=0.05, index_offset=100, chunk_size=16)
+    max_score = (query * corpus[positive - 100]).sum(-1) + 0.05
+    theirs = ref.mine_hard_negatives(query, corpus, 5, max_score=max_score, exclude=positive[:, None], index_offset=100)
+    assert_same_result(ours, theirs)
+
+
+def test_miner_positive_outside_the_piece_refuses_beta():
+    query, corpus = unit(4, 8), unit(10, 8, seed=1)
+    positive = torch.tensor([3, 12, -1, 5])  # query 1's positive lives in another piece
+    outside = r"positive\[1, 0\] = 12 is not in this corpus piece \[0, 10\).*positive_scores"
+    with pytest.raises(ValueError, match=outside):
+        ops.mine_hard_negatives(query, corpus, 2, positive=positive, beta=0.1)
+    with pytest.raises(ValueError, match=r"positive\[0, 0\] = 3 is not in this corpus piece \[10, 20\)"):
+        ops.mine_hard_negatives(query, corpus, 2, positive=positive, beta=0.1, index_offset=10)
+    # Without beta the positives are only excluded, wherever they are.
+    idx, _ = ops.mine_hard_negatives(query, corpus, 10, positive=positive)
+    assert not (idx == positive[:, None]).any()
+
+
+def test_miner_query_without_a_positive_gets_no_ceiling():
+    query, corpus = unit(3, 8), unit(20, 8, seed=1)
+    positive = torch.tensor([4, -1, 7])
+    ours = ops.mine_hard_negatives(query, corpus, 6, positive=positive, beta=-0.2)
+    pos_score = (query * corpus[positive.clamp_min(0)]).sum(-1) - 0.2
+    max_score = torch.where(positive >= 0, pos_score, torch.full_like(pos_score, float("inf")))
+    assert_same_result(ours, ref.mine_hard_negatives(query, corpus, 6, max_score=max_score, exclude=positive[:, None]))
+
+
+def test_miner_streaming_with_positive_scores_equals_one_call():
+    query, corpus = unit(30, 16), unit(400, 16, seed=1)
+    positive = torch.randint(0, 400, (30,), generator=torch.Generator().manual_seed(2))
+    pieces = torch.split(corpus, [150, 1, 249])
+    whole = ops.mine_hard_negatives(query, corpus, 7, positive=positive, beta=0.02, chunk_size=64)
+    scores = (query * corpus[positive]).sum(-1)
+    ours = ops.mine_hard_negatives_streaming(query, pieces, 7, positive=positive, beta=0.02, positive_scores=scores,
+                                             chunk_size=64)
+    assert_same_result(ours, whole)
+    with pytest.raises(ValueError, match="is not in this corpus piece"):
+        ops.mine_hard_negatives_streaming(query, pieces, 7, positive=positive, beta=0.02)
+
+
+def test_miner_ceiling_argument_errors():
+    query, corpus = unit(4, 8), unit(10, 8, seed=1)
+    positive = torch.tensor([1, 2, 3, 4])
+    with pytest.raises(ValueError, match="either beta .* or max_score, not both"):
+        ops.mine_hard_negatives(query, corpus, 2, positive=positive, beta=0.1, max_score=torch.zeros(4))
+    with pytest.raises(ValueError, match="beta needs positive .* or positive_scores"):
+        ops.mine_hard_negatives(query, corpus, 2, beta=0.1)
+    with pytest.raises(ValueError, match="positive_scores is only used with beta"):
+        ops.mine_hard_negatives(query, corpus, 2, positive_scores=torch.zeros(4))
+    with pytest.raises(ValueError, match=r"positive_scores must have shape \(4,\)"):
+        ops.mine_hard_negatives(query, corpus, 2, beta=0.1, positive_scores=torch.zeros(4, 1))
+    with pytest.raises(ValueError, match="max_score contains NaN"):
+        ops.mine_hard_negatives(query, corpus, 2, max_score=torch.tensor([0.0, float("nan"), 0.0, 0.0]))
+    idx, _ = ops.mine_hard_negatives(query, corpus, 10, max_score=torch.full((4,), float("inf")))
+    assert (idx >= 0).all()  # +inf: no ceiling
+
+
 def test_miner_strided_inputs_opcheck_and_no_gradient():
     query = unit(10, 40)[::2, 1:30]
     corpus = unit(29, 33, seed=1).T  # (33, 29) transposed view
@@ -124,6 +186,17 @@ def test_miner_cuda_matches_cpu():
     gpu = ops.mine_hard_negatives(query.cuda(), corpus.cuda(), 16, chunk_size=1000)
     assert (gpu[0].cpu() == cpu[0]).float().mean() > 0.999  # cuBLAS vs BLAS rounding may swap near-ties
     torch.testing.assert_close(gpu[1].cpu(), cpu[1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.gpu
+def test_miner_cuda_takes_any_k():
+    # Past k ~ 3000 (float64) the picks would not fit the default 48 KB of shared memory per block;
+    # they live in global memory, so any k runs (slowly: k rounds over each tile).
+    query, corpus = unit(20, 16, dtype=torch.float64), unit(9000, 16, dtype=torch.float64, seed=1)
+    cpu = ops.mine_hard_negatives(query, corpus, 4000, chunk_size=3000)
+    gpu = ops.mine_hard_negatives(query.cuda(), corpus.cuda(), 4000, chunk_size=3000)
+    assert (gpu[0].cpu() == cpu[0]).float().mean() > 0.999
+    torch.testing.assert_close(gpu[1].cpu(), cpu[1])
 
 
 # ---- gathering across ranks ---------------------------------------------------------------------

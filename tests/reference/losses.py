@@ -55,12 +55,21 @@ def hard_negative_infonce(query, candidate, negatives=None, k=8, beta=0.1, tempe
     return F.cross_entropy(logits, target).to(query.dtype), picked
 
 
-def judge_alignment(query, candidates, judge_scores, temperature=0.02):
-    """UniME-V2 Eq. 2-4: 0.5 * (KL(t||p) + KL(p||t)), batchmean, exact log-softmax."""
+def judge_alignment(query, candidates, judge_scores, temperature=0.02, eps=1e-8):
+    """UniME-V2 Eq. 2-4 as the released Embedding/src/loss.py computes it (SoftLabelSoftKLContrastiveLoss):
+    p = softmax(cos / tau), t = softmax(judge / tau), then
+    0.5 * (F.kl_div(log(p + eps), t, batchmean) + F.kl_div(log(t + eps), p, batchmean)).
+    eps=0 is the exact form: log-softmax instead of log(softmax + 0), which underflows to -inf."""
     c = _compute(query, judge_scores)
     cos = torch.einsum("bkd,bd->bk", candidates.to(c), query.to(c))
-    lp = F.log_softmax(cos / temperature, -1)
-    lt = F.log_softmax(judge_scores.to(c) / temperature, -1)
-    kl_tp = F.kl_div(lp, lt, reduction="batchmean", log_target=True)
-    kl_pt = F.kl_div(lt, lp, reduction="batchmean", log_target=True)
+    if eps == 0:
+        lp = F.log_softmax(cos / temperature, -1)
+        lt = F.log_softmax(judge_scores.to(c) / temperature, -1)
+        kl_tp = F.kl_div(lp, lt, reduction="batchmean", log_target=True)
+        kl_pt = F.kl_div(lt, lp, reduction="batchmean", log_target=True)
+    else:
+        p = F.softmax(cos / temperature, dim=-1)
+        t = F.softmax(judge_scores.to(c) / temperature, dim=-1)
+        kl_tp = F.kl_div(torch.log(p + eps), t, reduction="batchmean", log_target=False)
+        kl_pt = F.kl_div(torch.log(t + eps), p, reduction="batchmean", log_target=False)
     return (0.5 * (kl_tp + kl_pt)).to(query.dtype)

@@ -1,14 +1,17 @@
 // Autograd of the UniME objectives, registered in C++ so Python and the C++ trainer both get
 // gradients. Forwards run the CPU/CUDA kernels; backwards are closed-form ATen maths (device-generic)
 // that recompute the cheap logits from the saved inputs rather than keep n x n buffers alive.
+// normalize=True L2-normalises the embeddings here, with plain differentiable ATen ops outside the
+// autograd::Function, so autograd chains the normalisation's Jacobian onto the closed-form backward.
 // The miner is not differentiable: its Autograd kernel only steps below autograd.
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <limits>
 
-#include "ops/cpu/loss_kernels.h"
+#include "ops/common/loss_common.h"
 #include "ops/ops.h"
 
 namespace unime::ops {
@@ -17,15 +20,46 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// d KL_row / d a and d KL_row / d b for P = softmax(a), Q = softmax(b) (rows of (n, m)):
-//   KL(P||Q): ga = P * (u - sum(P * u)), u = log P - log Q;   gb = Q - P
-//   KL(Q||P): ga = P - Q;   gb = Q * (v - sum(Q * v)), v = log Q - log P
-std::pair<at::Tensor, at::Tensor> softmax_kl_logit_grads(const at::Tensor& a, const at::Tensor& b, KlDirection dir) {
+// d KL_row / d a and d KL_row / d b for P = softmax(a), Q = softmax(b) (rows of (n, m)), where
+// KL_eps(P||Q) = sum p (log p - log(q + eps)) (eps = 0: the exact KL). With rp = p / (p + eps) and
+// rq = q / (q + eps) (both 1 at eps = 0):
+//   KL_eps(P||Q): ga = P * (u - sum(P * u)), u = log P - log(Q + eps);   gb = Q * sum(P * rq) - P * rq
+//   KL_eps(Q||P): ga = P * sum(Q * rp) - Q * rp;   gb = Q * (v - sum(Q * v)), v = log Q - log(P + eps)
+// The 1/(q + eps) of d log(q + eps) / dq is folded into rq, so nothing is divided by a tiny q.
+std::pair<at::Tensor, at::Tensor> softmax_kl_logit_grads(const at::Tensor& a, const at::Tensor& b, KlDirection dir,
+                                                         double eps) {
   auto lp = at::log_softmax(a, 1), lq = at::log_softmax(b, 1);
   auto p = lp.exp(), q = lq.exp();
-  auto u = lp - lq;
-  at::Tensor ga_pq = p * (u - (p * u).sum(1, true)), gb_pq = q - p;
-  at::Tensor ga_qp = p - q, gb_qp = q * (-u + (q * u).sum(1, true));
+  at::Tensor lp_eps = lp, lq_eps = lq;
+  if (eps > 0) {
+    const double log_eps = std::log(eps);  // log(x + eps) = logaddexp(log x, log eps)
+    const auto log_plus_eps = [&](const at::Tensor& l) {
+      return l.clamp_min(log_eps) + at::log1p(at::exp(-(l - log_eps).abs()));
+    };
+    lp_eps = log_plus_eps(lp);
+    lq_eps = log_plus_eps(lq);
+  }
+  at::Tensor ga_pq, gb_pq, ga_qp, gb_qp;
+  if (dir != KlDirection::kTeacherStudent) {
+    auto u = lp - lq_eps;
+    ga_pq = p * (u - (p * u).sum(1, true));
+    if (eps > 0) {
+      auto p_rq = p * (lq - lq_eps).exp();
+      gb_pq = q * p_rq.sum(1, true) - p_rq;
+    } else {
+      gb_pq = q - p;
+    }
+  }
+  if (dir != KlDirection::kStudentTeacher) {
+    auto v = lq - lp_eps;
+    gb_qp = q * (v - (q * v).sum(1, true));
+    if (eps > 0) {
+      auto q_rp = q * (lp - lp_eps).exp();
+      ga_qp = p * q_rp.sum(1, true) - q_rp;
+    } else {
+      ga_qp = p - q;
+    }
+  }
   if (dir == KlDirection::kStudentTeacher) return {ga_pq, gb_pq};
   if (dir == KlDirection::kTeacherStudent) return {ga_qp, gb_qp};
   return {0.5 * (ga_pq + ga_qp), 0.5 * (gb_pq + gb_qp)};
@@ -40,7 +74,7 @@ class SimilarityKlFunction : public torch::autograd::Function<SimilarityKlFuncti
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["direction"] = direction;
     ctx->saved_data["reduction"] = reduction;
-    return similarity_kl(student, teacher, temperature, direction, reduction);
+    return similarity_kl(student, teacher, temperature, direction, reduction, /*normalize=*/false);
   }
 
   // S = E E^T / tau, so dL/dE = (G + G^T) E / tau with G = dL/d(logits).
@@ -53,7 +87,7 @@ class SimilarityKlFunction : public torch::autograd::Function<SimilarityKlFuncti
     const bool sum = parse_sum_reduction(ctx->saved_data["reduction"].toStringRef(), "similarity_kl");
     const auto compute = loss_compute_dtype(student.scalar_type(), teacher.scalar_type());
     auto s = student.to(compute), t = teacher.to(compute);
-    auto [ga, gb] = softmax_kl_logit_grads(at::mm(s, s.t()) / tau, at::mm(t, t.t()) / tau, dir);
+    auto [ga, gb] = softmax_kl_logit_grads(at::mm(s, s.t()) / tau, at::mm(t, t.t()) / tau, dir, /*eps=*/0.0);
     auto scale = grad_outputs[0].to(compute) / (tau * (sum ? 1.0 : static_cast<double>(s.size(0))));
     ga = ga * scale;
     gb = gb * scale;
@@ -67,11 +101,12 @@ class SimilarityKlFunction : public torch::autograd::Function<SimilarityKlFuncti
 class JudgeAlignmentFunction : public torch::autograd::Function<JudgeAlignmentFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& query, const at::Tensor& candidates,
-                            const at::Tensor& judge_scores, double temperature) {
+                            const at::Tensor& judge_scores, double temperature, double eps) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({query, candidates, judge_scores});
     ctx->saved_data["temperature"] = temperature;
-    return judge_alignment(query, candidates, judge_scores, temperature);
+    ctx->saved_data["eps"] = eps;
+    return judge_alignment(query, candidates, judge_scores, temperature, eps, /*normalize=*/false);
   }
 
   // a = (c . q) / tau (B, m), b = judge / tau; the loss is the batch mean of the symmetric KL.
@@ -81,17 +116,18 @@ class JudgeAlignmentFunction : public torch::autograd::Function<JudgeAlignmentFu
     const auto& candidates = saved[1];
     const auto& judge = saved[2];
     const double tau = ctx->saved_data["temperature"].toDouble();
+    const double eps = ctx->saved_data["eps"].toDouble();
     const auto compute = loss_compute_dtype(query.scalar_type(), judge.scalar_type());
     auto q = query.to(compute), c = candidates.to(compute);
     auto a = at::bmm(c, q.unsqueeze(2)).squeeze(2) / tau;
-    auto [ga, gb] = softmax_kl_logit_grads(a, judge.to(compute) / tau, KlDirection::kSymmetric);
+    auto [ga, gb] = softmax_kl_logit_grads(a, judge.to(compute) / tau, KlDirection::kSymmetric, eps);
     auto scale = grad_outputs[0].to(compute) / (tau * static_cast<double>(q.size(0)));
     ga = ga * scale;
     at::Tensor d_query, d_candidates, d_judge;
     if (ctx->needs_input_grad(0)) d_query = at::bmm(ga.unsqueeze(1), c).squeeze(1).to(query.scalar_type());
     if (ctx->needs_input_grad(1)) d_candidates = (ga.unsqueeze(2) * q.unsqueeze(1)).to(candidates.scalar_type());
     if (ctx->needs_input_grad(2)) d_judge = (gb * scale).to(judge.scalar_type());
-    return {d_query, d_candidates, d_judge, at::Tensor()};
+    return {d_query, d_candidates, d_judge, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -101,7 +137,8 @@ class HardNegativeInfonceFunction : public torch::autograd::Function<HardNegativ
                                const std::optional<at::Tensor>& negatives, int64_t k, double beta, double temperature,
                                bool all_in_batch) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [loss, picked] = hard_negative_infonce(query, candidate, negatives, k, beta, temperature, all_in_batch);
+    auto [loss, picked] =
+        hard_negative_infonce(query, candidate, negatives, k, beta, temperature, all_in_batch, /*normalize=*/false);
     ctx->save_for_backward({query, candidate, negatives.value_or(at::Tensor()), picked});
     ctx->saved_data["beta"] = beta;
     ctx->saved_data["temperature"] = temperature;
@@ -162,21 +199,42 @@ class HardNegativeInfonceFunction : public torch::autograd::Function<HardNegativ
 };
 
 at::Tensor similarity_kl_autograd(const at::Tensor& student, const at::Tensor& teacher, double temperature,
-                                  c10::string_view direction, c10::string_view reduction) {
-  return SimilarityKlFunction::apply(student, teacher, temperature, std::string(direction), std::string(reduction));
+                                  c10::string_view direction, c10::string_view reduction, bool normalize) {
+  if (!normalize)
+    return SimilarityKlFunction::apply(student, teacher, temperature, std::string(direction), std::string(reduction));
+  check_similarity_kl_args(student, teacher, temperature);  // before any cast could hide a bad argument
+  const auto compute = loss_compute_dtype(student.scalar_type(), teacher.scalar_type());
+  return SimilarityKlFunction::apply(l2_normalize_rows(student.to(compute)), l2_normalize_rows(teacher.to(compute)),
+                                     temperature, std::string(direction), std::string(reduction))
+      .to(student.scalar_type());
 }
 
 at::Tensor judge_alignment_autograd(const at::Tensor& query, const at::Tensor& candidates,
-                                    const at::Tensor& judge_scores, double temperature) {
-  return JudgeAlignmentFunction::apply(query, candidates, judge_scores, temperature);
+                                    const at::Tensor& judge_scores, double temperature, double eps, bool normalize) {
+  if (!normalize) return JudgeAlignmentFunction::apply(query, candidates, judge_scores, temperature, eps);
+  check_judge_alignment_args(query, candidates, judge_scores, temperature, eps);
+  const auto compute = loss_compute_dtype(query.scalar_type(), judge_scores.scalar_type());
+  return JudgeAlignmentFunction::apply(l2_normalize_rows(query.to(compute)), l2_normalize_rows(candidates.to(compute)),
+                                       judge_scores, temperature, eps)
+      .to(query.scalar_type());
 }
 
 std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_autograd(const at::Tensor& query, const at::Tensor& candidate,
                                                                   const std::optional<at::Tensor>& negatives,
                                                                   int64_t k, double beta, double temperature,
-                                                                  bool all_in_batch) {
-  auto out = HardNegativeInfonceFunction::apply(query, candidate, negatives, k, beta, temperature, all_in_batch);
-  return {out[0], out[1]};
+                                                                  bool all_in_batch, bool normalize) {
+  if (!normalize) {
+    auto out = HardNegativeInfonceFunction::apply(query, candidate, negatives, k, beta, temperature, all_in_batch);
+    return {out[0], out[1]};
+  }
+  check_hard_negative_infonce_args(query, candidate, negatives, k, beta, temperature);
+  const auto compute = loss_compute_dtype(query.scalar_type(), query.scalar_type());
+  std::optional<at::Tensor> n;
+  if (negatives.has_value()) n = l2_normalize_rows(negatives->to(compute));
+  auto out = HardNegativeInfonceFunction::apply(l2_normalize_rows(query.to(compute)),
+                                                l2_normalize_rows(candidate.to(compute)), n, k, beta, temperature,
+                                                all_in_batch);
+  return {out[0].to(query.scalar_type()), out[1]};
 }
 
 std::tuple<at::Tensor, at::Tensor> mine_hard_negatives_autograd(

@@ -1,6 +1,6 @@
-// UniME stage 2 on CPU (and Meta): InfoNCE over [positive, k hard negatives] with the false-negative
-// filter, fused per row. The similarity matrix comes from one BLAS matmul; each row then filters
-// (S_ij > S_ii + beta), picks its top-k survivors and takes the logsumexp in one pass, so the
+// UniME stage 2 on CPU: InfoNCE over [positive, k hard negatives] with the false-negative filter,
+// fused per row. The similarity matrix comes from one BLAS matmul (csrc/ops/common/); each row then
+// filters (S_ij > S_ii + beta), picks its top-k survivors and takes the logsumexp in one pass, so the
 // reference's masked copy, full-row top-k, gather and concatenation never exist.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -11,38 +11,10 @@
 #include <limits>
 #include <vector>
 
-#include "ops/cpu/loss_kernels.h"
-#include "ops/ops.h"
+#include "ops/common/loss_common.h"
 
 namespace unime::ops {
-
-void check_hard_negative_infonce_args(const at::Tensor& query, const at::Tensor& candidate,
-                                      const std::optional<at::Tensor>& negatives, int64_t k, double beta,
-                                      double temperature) {
-  constexpr const char* op = "unime.hard_negative_infonce";
-  TORCH_CHECK_VALUE(query.dim() == 2 && at::isFloatingType(query.scalar_type()), op,
-                    ": query must be a 2-D (batch, dim) floating tensor, got shape ", query.sizes(), " dtype ",
-                    query.scalar_type());
-  TORCH_CHECK_VALUE(query.size(0) >= 1, op, ": the batch is empty");
-  TORCH_CHECK_VALUE(candidate.dim() == 2 && candidate.size(1) == query.size(1) && candidate.size(0) >= query.size(0),
-                    op, ": candidate must have shape (N >= ", query.size(0), ", ", query.size(1),
-                    ") with candidate[i] the positive of query[i], got ", candidate.sizes());
-  TORCH_CHECK_VALUE(candidate.scalar_type() == query.scalar_type(), op, ": candidate dtype ", candidate.scalar_type(),
-                    " must equal query dtype ", query.scalar_type());
-  TORCH_CHECK_VALUE(candidate.device() == query.device(), op, ": candidate is on ", candidate.device(),
-                    " but query is on ", query.device());
-  if (negatives.has_value()) {
-    const auto& n = *negatives;
-    TORCH_CHECK_VALUE(n.dim() == 3 && n.size(0) == query.size(0) && n.size(2) == query.size(1), op,
-                      ": negatives must have shape (", query.size(0), ", m, ", query.size(1), "), got ", n.sizes());
-    TORCH_CHECK_VALUE(n.scalar_type() == query.scalar_type() && n.device() == query.device(), op,
-                      ": negatives must have query's dtype and device, got ", n.scalar_type(), " on ", n.device());
-  }
-  TORCH_CHECK_VALUE(k >= 0, op, ": k must be >= 0, got ", k);
-  TORCH_CHECK_VALUE(!std::isnan(beta), op, ": beta must not be NaN (use inf to turn the filter off)");
-  TORCH_CHECK_VALUE(temperature > 0 && std::isfinite(temperature), op, ": temperature must be finite and > 0, got ",
-                    temperature);
-}
+namespace {
 
 std::tuple<at::Tensor, at::Tensor> infonce_rows_cpu(const at::Tensor& scores, const at::Tensor& explicit_logits,
                                                     int64_t k, double beta, double temperature, bool all_in_batch) {
@@ -94,43 +66,16 @@ std::tuple<at::Tensor, at::Tensor> infonce_rows_cpu(const at::Tensor& scores, co
   return {loss, picked};
 }
 
-std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_kernel(const at::Tensor& query, const at::Tensor& candidate,
-                                                                const std::optional<at::Tensor>& negatives,
-                                                                int64_t k, double beta, double temperature,
-                                                                bool all_in_batch) {
-  check_hard_negative_infonce_args(query, candidate, negatives, k, beta, temperature);
-  check_all_finite(query, "hard_negative_infonce", "query");
-  check_all_finite(candidate, "hard_negative_infonce", "candidate");
-  if (negatives.has_value()) check_all_finite(*negatives, "hard_negative_infonce", "negatives");
-  const auto compute = loss_compute_dtype(query.scalar_type(), query.scalar_type());
-  auto q = query.to(compute);
-  // S (B, N) = q c^T: cosine similarities of every query with every candidate of the global batch.
-  auto scores = at::mm(q, candidate.to(compute).t()).contiguous();
-  // (B, m) logits of the explicit per-query negatives (VLM2Vec-style hard negatives), unfiltered.
-  auto explicit_logits = negatives.has_value()
-                             ? at::bmm(negatives->to(compute), q.unsqueeze(2)).squeeze(2).contiguous()
-                             : at::empty({q.size(0), 0}, q.options());
-#ifdef UNIME_WITH_CUDA
-  auto [per_row, picked] = scores.is_cuda()
-                               ? infonce_rows_cuda(scores, explicit_logits, k, beta, temperature, all_in_batch)
-                               : infonce_rows_cpu(scores, explicit_logits, k, beta, temperature, all_in_batch);
-#else
-  auto [per_row, picked] = infonce_rows_cpu(scores, explicit_logits, k, beta, temperature, all_in_batch);
-#endif
-  return {per_row.mean().to(query.scalar_type()), picked};
+std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_cpu(const at::Tensor& query, const at::Tensor& candidate,
+                                                             const std::optional<at::Tensor>& negatives, int64_t k,
+                                                             double beta, double temperature, bool all_in_batch,
+                                                             bool normalize) {
+  return hard_negative_infonce_body(query, candidate, negatives, k, beta, temperature, all_in_batch, normalize,
+                                    all_finite_cpu, infonce_rows_cpu);
 }
 
-namespace {
-std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_meta(const at::Tensor& query, const at::Tensor& candidate,
-                                                              const std::optional<at::Tensor>& negatives, int64_t k,
-                                                              double beta, double temperature, bool all_in_batch) {
-  check_hard_negative_infonce_args(query, candidate, negatives, k, beta, temperature);
-  return {at::empty({}, query.options()),
-          at::empty({query.size(0), all_in_batch ? 0 : k}, query.options().dtype(at::kLong))};
-}
 }  // namespace
 
-TORCH_LIBRARY_IMPL(unime, CPU, m) { m.impl("hard_negative_infonce", &hard_negative_infonce_kernel); }
-TORCH_LIBRARY_IMPL(unime, Meta, m) { m.impl("hard_negative_infonce", &hard_negative_infonce_meta); }
+TORCH_LIBRARY_IMPL(unime, CPU, m) { m.impl("hard_negative_infonce", &hard_negative_infonce_cpu); }
 
 }  // namespace unime::ops

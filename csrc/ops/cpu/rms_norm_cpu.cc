@@ -1,6 +1,6 @@
-// rms_norm on CPU and Meta. The CPU kernel reads each row twice from cache and writes it once, with
-// no temporaries; the reference maths makes four full-size temporaries (fp32 copy, square, product,
-// cast) and streams the tensor through memory five times.
+// rms_norm on CPU (its checks and reference maths: common/rms_norm.cc). The kernel reads each row
+// twice from cache and writes it once, with no temporaries; the reference maths makes four full-size
+// temporaries (fp32 copy, square, product, cast) and streams the tensor through memory five times.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -10,28 +10,6 @@
 #include "ops/ops.h"
 
 namespace unime::ops {
-
-void check_rms_norm_args(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  TORCH_CHECK_VALUE(x.dim() >= 1, "unime.rms_norm: x must have at least 1 dimension, got shape ", x.sizes());
-  TORCH_CHECK_VALUE(at::isFloatingType(x.scalar_type()), "unime.rms_norm: x must be floating point, got ",
-                    x.scalar_type());
-  TORCH_CHECK_VALUE(weight.dim() == 1 && weight.size(0) == x.size(-1), "unime.rms_norm: weight must have shape (",
-                    x.size(-1), ",) to match x's last dimension, got ", weight.sizes());
-  TORCH_CHECK_VALUE(weight.scalar_type() == x.scalar_type(), "unime.rms_norm: weight dtype ", weight.scalar_type(),
-                    " must equal x dtype ", x.scalar_type());
-  TORCH_CHECK_VALUE(weight.device() == x.device(), "unime.rms_norm: weight is on ", weight.device(), " but x is on ",
-                    x.device());
-  TORCH_CHECK_VALUE(eps >= 0, "unime.rms_norm: eps must be >= 0, got ", eps);
-}
-
-at::Tensor rms_norm_reference(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  // fp64 stays fp64 (gradcheck); everything narrower is normalised in fp32 and cast back before
-  // the weight, exactly as Hugging Face's LlamaRMSNorm does.
-  auto compute = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  auto h = x.to(compute);
-  h = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return weight * h.to(x.scalar_type());
-}
 
 namespace {
 at::Tensor rms_norm_cpu(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -76,14 +54,8 @@ at::Tensor rms_norm_cpu(const at::Tensor& x, const at::Tensor& weight, double ep
   });
   return y;
 }
-
-at::Tensor rms_norm_meta(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  check_rms_norm_args(x, weight, eps);
-  return at::empty_like(x);
-}
 }  // namespace
 
 TORCH_LIBRARY_IMPL(unime, CPU, m) { m.impl("rms_norm", &rms_norm_cpu); }
-TORCH_LIBRARY_IMPL(unime, Meta, m) { m.impl("rms_norm", &rms_norm_meta); }
 
 }  // namespace unime::ops

@@ -1,7 +1,7 @@
 // Fused RMSNorm on CUDA: one pass to reduce the row's sum of squares, one pass to write it, instead
 // of the five ATen kernels (cast, pow, mean, rsqrt-mul, cast-mul) and their fp32 temporaries.
 // Accumulates in fp32 (fp64 for double inputs) and casts the normalised value to the input dtype
-// before the weight multiply, like the reference (csrc/ops/cpu/rms_norm_cpu.cc).
+// before the weight multiply, like the reference (csrc/ops/common/rms_norm.cc).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/cuda/CUDAContext.h>
