@@ -74,6 +74,29 @@ at::Tensor read_tensor(const core::SafetensorsFile& file, const core::TensorInfo
   return cpu.to(device, target);
 }
 
+void save_tensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                  const std::map<std::string, std::string>& metadata) {
+  std::vector<at::Tensor> keep;  // contiguous CPU copies that outlive the write
+  std::vector<core::TensorView> views;
+  keep.reserve(tensors.size());
+  for (const auto& [name, t] : tensors) {
+    keep.push_back(t.detach().to(at::kCPU).contiguous());
+    const auto& c = keep.back();
+    views.push_back({name, to_dtype(c.scalar_type()), c.sizes().vec(), c.data_ptr(), c.nbytes()});
+  }
+  core::write_safetensors(path, views, metadata);
+}
+
+std::map<std::string, at::Tensor> load_tensors(const std::string& path) {
+  auto checkpoint = core::Checkpoint::open(path);
+  std::map<std::string, at::Tensor> out;
+  for (const auto& name : checkpoint.names()) {
+    auto found = checkpoint.find(name);
+    out.emplace(name, read_tensor(*found.file, *found.info, std::nullopt, at::kCPU));
+  }
+  return out;
+}
+
 bool is_adapter_parameter(const std::string& module_path) {
   for (const char* segment : {".lora_A.", ".lora_B."})
     if (module_path.find(segment) != std::string::npos) return true;

@@ -3,6 +3,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
+#include <map>
 #include <optional>
 #include <string>
 #include <torch/nn/module.h>
@@ -26,6 +27,12 @@ core::DType to_dtype(at::ScalarType type);  // InvalidInputError for types safet
 // when given; integer and bool tensors keep their type. The result owns its memory.
 at::Tensor read_tensor(const core::SafetensorsFile& file, const core::TensorInfo& info,
                        std::optional<at::ScalarType> dtype, at::Device device);
+
+// Writes named tensors (any device, contiguous CPU copies are made) as a safetensors file, atomically.
+void save_tensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                  const std::map<std::string, std::string>& metadata = {});
+// Every tensor of a safetensors file or checkpoint directory, on the CPU in its stored dtype.
+std::map<std::string, at::Tensor> load_tensors(const std::string& path);
 
 // LoRA adapter parameters (a "lora_A" / "lora_B" path segment): parts of a module that a base
 // checkpoint does not hold.

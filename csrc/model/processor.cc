@@ -6,6 +6,7 @@
 
 #include "core/errors.h"
 #include "core/json_file.h"
+#include "core/util/strings.h"
 
 namespace unime::model {
 
@@ -18,11 +19,34 @@ Processor::Processor(std::shared_ptr<const core::Tokenizer> tokenizer,
 
 std::string Processor::prompt(const EncodeInput& input, const ProcessOptions& options) const {
   const bool has_image = input.image.has_value();
+  if (input.prompt) return raw_prompt(input);
   const auto& custom = has_image ? options.image_template : options.text_template;
   if (!custom) return core::prompt::build_prompt(*template_, input.text, has_image, input.instruction, options.prompt_kind);
   if (input.instruction)
     throw InvalidInputError("an instruction cannot go with a custom prompt template: write it into the template");
   return core::prompt::fill_template(*template_, *custom, input.text, has_image);
+}
+
+std::string Processor::raw_prompt(const EncodeInput& input) const {
+  if (input.text || input.instruction)
+    throw InvalidInputError("a raw prompt excludes text and instruction (write them into the prompt)");
+  const auto& p = *input.prompt;
+  const auto at = p.find(kImageTag);
+  const bool tagged = at != std::string::npos;
+  if (tagged != input.image.has_value())
+    throw InvalidInputError(input.image ? std::string("the prompt has no ") + kImageTag + " tag for the image"
+                                        : std::string("the prompt has an ") + kImageTag + " tag but the input has no image");
+  if (tagged && p.find(kImageTag, at + 1) != std::string::npos)
+    throw InvalidInputError(std::string("the prompt has more than one ") + kImageTag + " tag (one image per input)");
+  if (tagged && template_->image_placeholder.empty())
+    throw InvalidInputError("model_type '" + template_->family + "' is text-only but the input has an image");
+  std::string body = tagged ? p.substr(0, at) + p.substr(at + std::char_traits<char>::length(kImageTag)) : p;
+  for (const auto& r : template_->reserved)
+    if (body.find(r) != std::string::npos)
+      throw InvalidInputError("prompt contains the image placeholder " + core::quote(r) + " outside its one image tag");
+  if (!tagged) return p;
+  return p.substr(0, at) + core::replace_all(template_->instruction_image, "{n}", "1") +
+         p.substr(at + std::char_traits<char>::length(kImageTag));
 }
 
 ImageInput Processor::preprocess_image(const core::image::ImageView&) const {

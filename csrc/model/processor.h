@@ -22,12 +22,19 @@
 
 namespace unime::model {
 
-// One input: a text, an image, or both, with an optional instruction.
+// One input: a text, an image, or both, with an optional instruction; or a complete prompt.
 struct EncodeInput {
   std::optional<std::string> text;              // UTF-8
   std::optional<core::image::ImageView> image;  // RGB uint8 (H, W, 3), borrowed for the process() call
   std::optional<std::string> instruction;
+  // A prompt used as it is (MMEB rows: "<|image_1|>\nRepresent the given image ...\n"), the
+  // family-neutral tag kImageTag marking the image, replaced by the family's placeholder as VLM2Vec
+  // does. Excludes text and instruction.
+  std::optional<std::string> prompt;
 };
+
+// The image tag of MMEB's rows (Phi-3.5-V's), which raw prompts use whatever the family.
+inline constexpr const char* kImageTag = "<|image_1|>";
 
 enum class Overflow { kRefuse, kTruncate };
 enum class PaddingSide { kLeft, kRight };
@@ -82,6 +89,7 @@ class Processor {
     std::string prompt;
   };
   Item prepare(const EncodeInput& input, const ProcessOptions& options) const;
+  std::string raw_prompt(const EncodeInput& input) const;
   // Multimodal families: pixels of one image, and its tokens spliced into `ids` in place of its
   // placeholder (sets image_begin/end).
   virtual ImageInput preprocess_image(const core::image::ImageView& image) const;

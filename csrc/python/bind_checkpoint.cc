@@ -30,15 +30,8 @@ void bind_checkpoint(py::module_& m) {
       "save_safetensors",
       [](const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
          const std::map<std::string, std::string>& metadata) {
-        std::vector<at::Tensor> keep;  // contiguous CPU copies that outlive the write
-        std::vector<core::TensorView> views;
-        for (const auto& [name, t] : tensors) {
-          keep.push_back(t.detach().to(at::kCPU).contiguous());
-          const auto& c = keep.back();
-          views.push_back({name, model::to_dtype(c.scalar_type()), c.sizes().vec(), c.data_ptr(), c.nbytes()});
-        }
         py::gil_scoped_release release;
-        core::write_safetensors(path, views, metadata);
+        model::save_tensors(path, tensors, metadata);
       },
       py::arg("path"), py::arg("tensors"), py::arg("metadata") = std::map<std::string, std::string>{},
       "Write (name, tensor) pairs to a safetensors file: temp file + rename, 8-byte aligned header.");

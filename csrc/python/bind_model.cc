@@ -20,14 +20,18 @@ model::EncodeBatch make_batch(const at::Tensor& ids, const at::Tensor& mask, con
   return batch;
 }
 
-// Inputs from three parallel Python lists (None entries allowed); `keep` holds the objects whose
-// buffers the inputs borrow while the GIL is released.
+}  // namespace
+
+// Inputs from parallel Python lists (None entries allowed; `prompts` may be None); `keep` holds
+// the objects whose buffers the inputs borrow while the GIL is released.
 std::vector<model::EncodeInput> to_inputs(const py::sequence& texts, const py::sequence& images,
-                                          const py::sequence& instructions, std::vector<py::object>& keep) {
+                                          const py::sequence& instructions, std::vector<py::object>& keep,
+                                          const py::object& prompts) {
   const size_t n = py::len(texts);
-  if (py::len(images) != n || py::len(instructions) != n)
-    throw InvalidInputError("texts, images and instructions must have one entry per input (" + std::to_string(n) +
-                            ", " + std::to_string(py::len(images)) + ", " + std::to_string(py::len(instructions)) + ")");
+  if (py::len(images) != n || py::len(instructions) != n || (!prompts.is_none() && py::len(prompts) != n))
+    throw InvalidInputError("texts, images, instructions (and prompts) must have one entry per input (" +
+                            std::to_string(n) + ", " + std::to_string(py::len(images)) + ", " +
+                            std::to_string(py::len(instructions)) + ")");
   std::vector<model::EncodeInput> out(n);
   for (size_t i = 0; i < n; ++i) {
     const std::string what = "input " + std::to_string(i);
@@ -44,10 +48,20 @@ std::vector<model::EncodeInput> to_inputs(const py::sequence& texts, const py::s
       out[i].image = view_of(arr);
       keep.push_back(std::move(arr));
     }
-    if (!out[i].text && !out[i].image) throw InvalidInputError(what + " has neither a text nor an image");
+    if (!prompts.is_none()) {
+      py::sequence ps = prompts;
+      if (!ps[i].is_none()) {
+        keep.push_back(ps[i]);
+        out[i].prompt = std::string(utf8_view(keep.back(), what + ": prompt"));
+      }
+    }
+    if (!out[i].text && !out[i].image && !out[i].prompt)
+      throw InvalidInputError(what + " has neither a text nor an image");
   }
   return out;
 }
+
+namespace {
 
 model::ProcessOptions to_options(const std::string& prompt, std::optional<std::string> text_template,
                                  std::optional<std::string> image_template, int64_t max_length, bool truncate,
@@ -74,18 +88,19 @@ model::ProcessOptions to_options(const std::string& prompt, std::optional<std::s
 }
 
 #define UNIME_PROCESS_ARGS                                                                                         \
-  py::arg("texts"), py::arg("images"), py::arg("instructions"), py::arg("prompt") = "embed",                       \
+  py::arg("texts"), py::arg("images"), py::arg("instructions"), py::arg("prompts") = py::none(),                   \
+      py::arg("prompt") = "embed",                                                                                 \
       py::arg("text_template") = py::none(), py::arg("image_template") = py::none(), py::arg("max_length") = 0, \
       py::arg("truncate") = false, py::arg("padding_side") = "left", py::arg("num_threads") = 0,                   \
       py::arg("skip_errors") = false
 
 ProcessedBatch process(const model::Processor& p, const py::sequence& texts, const py::sequence& images,
-                       const py::sequence& instructions, const std::string& prompt,
+                       const py::sequence& instructions, const py::object& prompts, const std::string& prompt,
                        std::optional<std::string> text_template, std::optional<std::string> image_template,
                        int64_t max_length, bool truncate, const std::string& padding_side, size_t num_threads,
                        bool skip_errors) {
   std::vector<py::object> keep;
-  auto inputs = to_inputs(texts, images, instructions, keep);
+  auto inputs = to_inputs(texts, images, instructions, keep, prompts);
   auto options = to_options(prompt, std::move(text_template), std::move(image_template), max_length, truncate,
                             padding_side, num_threads, skip_errors);
   py::gil_scoped_release release;
@@ -191,10 +206,10 @@ void bind_model(py::module_& m) {
       .def(
           "process",
           [](const EmbeddingModel& m, const py::sequence& texts, const py::sequence& images,
-             const py::sequence& instructions, const std::string& prompt, std::optional<std::string> text_template,
-             std::optional<std::string> image_template, int64_t max_length, bool truncate,
-             const std::string& padding_side, size_t num_threads, bool skip_errors) {
-            return process(processor_of(m), texts, images, instructions, prompt, std::move(text_template),
+             const py::sequence& instructions, const py::object& prompts, const std::string& prompt,
+             std::optional<std::string> text_template, std::optional<std::string> image_template, int64_t max_length,
+             bool truncate, const std::string& padding_side, size_t num_threads, bool skip_errors) {
+            return process(processor_of(m), texts, images, instructions, prompts, prompt, std::move(text_template),
                            std::move(image_template), max_length, truncate, padding_side, num_threads, skip_errors);
           },
           UNIME_PROCESS_ARGS)

@@ -14,5 +14,6 @@ void bind_tokenizer(py::module_& m);
 void bind_image(py::module_& m);
 void bind_prompt(py::module_& m);
 void bind_layers(py::module_& m);
+void bind_train(py::module_& m);
 
 }  // namespace unime::python

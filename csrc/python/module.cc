@@ -17,4 +17,5 @@ PYBIND11_MODULE(_C, m) {
   unime::python::bind_image(m);
   unime::python::bind_prompt(m);
   unime::python::bind_layers(m);
+  unime::python::bind_train(m);
 }

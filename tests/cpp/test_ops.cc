@@ -30,6 +30,13 @@ TEST(OpsRegistration, EveryOpHasCpuMetaAutogradAndCudaWhereBuilt) {
   }
 }
 
+// Composite ops: one ATen implementation for every device, autograd from the ops it calls.
+TEST(OpsRegistration, CompositeOpsHaveOneImplementationForEveryDevice) {
+  auto op = c10::Dispatcher::singleton().findSchemaOrThrow("unime::lora_linear", "");
+  EXPECT_TRUE(op.hasKernelForDispatchKey(c10::DispatchKey::CompositeImplicitAutograd));
+  EXPECT_FALSE(op.hasKernelForDispatchKey(c10::DispatchKey::CPU));
+}
+
 // UniME-V2's loss.py: p = softmax(cos / tau), t = softmax(judge / tau),
 // 0.5 * (mean_b sum t (log t - log(p + eps)) + mean_b sum p (log p - log(t + eps))).
 at::Tensor released_judge_loss(const at::Tensor& q, const at::Tensor& c, const at::Tensor& judge, double tau,
