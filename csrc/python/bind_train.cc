@@ -61,10 +61,12 @@ void bind_train(py::module_& m) {
       .def(
           "step",
           [](Trainer& t, std::vector<std::string> example_ids, const py::dict& sides, std::optional<at::Tensor> teacher,
-             std::optional<at::Tensor> scores, int64_t negatives_per_query, int64_t candidates_per_query) {
+             std::optional<at::Tensor> scores, int64_t negatives_per_query, int64_t candidates_per_query,
+             std::vector<std::string> failures) {
             std::vector<py::object> keep;
             train::StepBatch b;
             b.example_ids = std::move(example_ids);
+            b.failures = std::move(failures);
             b.texts = side_inputs(sides, "texts", keep);
             b.queries = side_inputs(sides, "queries", keep);
             b.positives = side_inputs(sides, "positives", keep);
@@ -78,7 +80,8 @@ void bind_train(py::module_& m) {
             return t.step(b);
           },
           py::arg("example_ids"), py::arg("sides"), py::arg("teacher") = py::none(), py::arg("scores") = py::none(),
-          py::arg("negatives_per_query") = 0, py::arg("candidates_per_query") = 0)
+          py::arg("negatives_per_query") = 0, py::arg("candidates_per_query") = 0,
+          py::arg("failures") = std::vector<std::string>{})
       .def("set_num_examples", &Trainer::set_num_examples)
       .def("next_indices", &Trainer::next_indices)
       .def(

@@ -162,13 +162,23 @@ double Trainer::micro_step(const StepBatch& batch, int64_t begin, int64_t end, d
   }
   // Embed every side (pass 1 under GradCache); per-input failures are kept, not thrown.
   std::string first_error;
+  std::vector<bool> caller_failed(static_cast<size_t>(n), false);
+  for (int64_t i = 0; i < n && !batch.failures.empty(); ++i)
+    if (!batch.failures[static_cast<size_t>(begin + i)].empty()) {
+      caller_failed[static_cast<size_t>(i)] = true;
+      const auto& id = batch.example_ids[static_cast<size_t>(begin + i)];
+      if (first_error.empty()) first_error = "example " + id + ": " + batch.failures[static_cast<size_t>(begin + i)];
+      skipped.push_back({id, batch.failures[static_cast<size_t>(begin + i)]});
+    }
   {
     AutocastScope autocast(c.mixed_precision, model_->device());
     for (auto& side : sides) {
       std::vector<core::ItemError> errors;
       side.emb = side.encoder->embed(side.inputs, &errors);
       for (const auto& e : errors) {
-        const auto& id = batch.example_ids.at(static_cast<size_t>(begin + static_cast<int64_t>(e.index) / side.per_example));
+        const auto example = static_cast<int64_t>(e.index) / side.per_example;
+        if (caller_failed[static_cast<size_t>(example)]) continue;  // already reported
+        const auto& id = batch.example_ids.at(static_cast<size_t>(begin + example));
         if (first_error.empty()) first_error = "example " + id + ": " + e.message;
         skipped.push_back({id, e.message});
       }
@@ -184,6 +194,8 @@ double Trainer::micro_step(const StepBatch& batch, int64_t begin, int64_t end, d
   // Examples whose every input embedded, gathered over ranks with the embeddings.
   auto valid = valid_examples(sides[0].emb, sides[0].per_example);
   for (size_t s = 1; s < sides.size(); ++s) valid = valid & valid_examples(sides[s].emb, sides[s].per_example);
+  for (int64_t i = 0; i < n; ++i)
+    if (caller_failed[static_cast<size_t>(i)]) valid[i] = false;
   auto valid_all = comm_->all_gather(valid.to(at::kLong)).to(at::kBool);
   auto keep = valid_all.nonzero().squeeze(1);
   used += keep.numel();
@@ -225,9 +237,9 @@ StepResult Trainer::step(const StepBatch& batch) {
   if (n != local)
     throw InvalidInputError("a step takes batch_size / world_size = " + std::to_string(local) + " examples on each rank, got " +
                             std::to_string(n));
-  if (static_cast<int64_t>(batch.example_ids.size()) != n)
-    throw InvalidInputError("example_ids has " + std::to_string(batch.example_ids.size()) + " entries for " +
-                            std::to_string(n) + " examples");
+  if (static_cast<int64_t>(batch.example_ids.size()) != n ||
+      (!batch.failures.empty() && static_cast<int64_t>(batch.failures.size()) != n))
+    throw InvalidInputError("example_ids (and failures) need one entry per example: " + std::to_string(n));
   switch (c.stage) {
     case Stage::kDistill:
       if (!batch.teacher.defined() || batch.teacher.dim() != 2 || batch.teacher.size(0) != n)

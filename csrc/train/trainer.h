@@ -24,6 +24,9 @@ namespace unime::train {
 // keep them alive for the step() call.
 struct StepBatch {
   std::vector<std::string> example_ids;  // names for messages and skip reports, one per example
+  // Per example: why the caller could not prepare it (an unreadable image, a teacher id not found),
+  // empty when it could. Such an example's inputs are placeholders; it is left out of the loss.
+  std::vector<std::string> failures;
   // distill: one text per example, and the teacher's embedding of it (n, any dimension).
   std::vector<model::EncodeInput> texts;
   at::Tensor teacher;

@@ -16,6 +16,8 @@ from . import images  # noqa: E402
 from .images import load_image, load_images  # noqa: E402
 from .encode import encode  # noqa: E402
 from .inputs import SkippedInput  # noqa: E402
+from .train import Trainer, TrainerConfig  # noqa: E402
+from . import train  # noqa: E402
 
 __version__ = _C.__version__
-__all__ = ["Model", "encode", "SkippedInput", "Tokenizer", "load_safetensors", "save_safetensors", "ops", "images", "load_image", "load_images", "__version__"]
+__all__ = ["Model", "encode", "SkippedInput", "Trainer", "TrainerConfig", "train", "Tokenizer", "load_safetensors", "save_safetensors", "ops", "images", "load_image", "load_images", "__version__"]

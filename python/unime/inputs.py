@@ -33,9 +33,16 @@ def _as_list(x: Any) -> tuple[list, bool]:
     return [x], True
 
 
-def normalize_inputs(texts: Any, images: Any, instruction: Instruction) -> tuple[list, list, list, bool]:
+def normalize_inputs(texts: Any, images: Any, instruction: Instruction,
+                     prompts: Optional[Sequence[Optional[str]]] = None) -> tuple[list, list, list, bool]:
     """(texts, images, instructions, single): parallel lists with None for a missing part, and
-    whether the caller gave one non-list input (encode then returns one vector)."""
+    whether the caller gave one non-list input (encode then returns one vector). With `prompts`
+    (one complete prompt per input) texts must be None."""
+    if prompts is not None:
+        if texts is not None:
+            raise ValueError("give texts= or prompts=, not both")
+        prompts = list(prompts)
+        texts = [None] * len(prompts)
     text_list, single_text = _as_list(texts)
     image_list, single_image = _as_list(images)
     if texts is not None and images is not None and len(text_list) != len(image_list):
@@ -55,7 +62,7 @@ def normalize_inputs(texts: Any, images: Any, instruction: Instruction) -> tuple
     for i, t in enumerate(text_list):
         if t is not None and not isinstance(t, str):
             raise TypeError(f"texts[{i}] must be a str or None, got {type(t).__name__}")
-        if t is None and image_list[i] is None:
+        if t is None and image_list[i] is None and (prompts is None or prompts[i] is None):
             raise ValueError(f"input {i} has neither a text nor an image")
     return text_list, image_list, instructions, (single_text or single_image) and n == 1
 

@@ -173,6 +173,7 @@ class Model:
         text_template: Optional[str] = None,
         image_template: Optional[str] = None,
         num_threads: int = 0,
+        prompts: Optional[Sequence[Optional[str]]] = None,
     ):
         """Embeds texts, images, or (text, image) pairs.
 
@@ -197,6 +198,9 @@ class Model:
             prompt: "embed" (the family's embedding prompts) or "distill" (UniME's stage-1 text prompt).
             text_template, image_template: your own prompt with "{text}" / "{image}" slots instead.
             num_threads: threads for tokenization and image preprocessing (0: one per core).
+            prompts: complete prompts instead of texts (one per input, None entries allowed), in which
+                "<|image_1|>" marks the input's image as in MMEB's rows; the tag becomes the model
+                family's placeholder (VLM2Vec's convention).
 
         Returns:
             (N, hidden_size) embeddings (or (hidden_size,) for a single non-list input), L2-normalised
@@ -211,8 +215,9 @@ class Model:
         if self.processor is None:
             raise ValueError(f"{self.path}: no tokenizer.json next to the checkpoint; encode needs one "
                              "(or call Model.encode_ids with token ids)")
-        text_list, image_list, instructions, single = normalize_inputs(texts, images, instruction)
+        text_list, image_list, instructions, single = normalize_inputs(texts, images, instruction, prompts)
         n = len(text_list)
+        prompt_list = list(prompts) if prompts is not None else None
         limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
         options = dict(prompt=prompt, text_template=text_template, image_template=image_template,
                        max_length=max_length or 0, truncate=truncate, num_threads=num_threads,
@@ -234,7 +239,7 @@ class Model:
                     skipped.append(SkippedInput(i, describe(image_list[i]), str(e)))
             if keep:
                 batch = self._core.process([text_list[i] for i in keep], arrays, [instructions[i] for i in keep],
-                                           **options)
+                                           None if prompt_list is None else [prompt_list[i] for i in keep], **options)
                 for row, message in batch.errors:
                     i = keep[row]
                     source = describe(image_list[i]) if image_list[i] is not None else "text"
@@ -299,6 +304,17 @@ class Model:
 
     def unmerge_lora(self) -> None:
         self._core.unmerge_lora()
+
+    def load_adapter(self, path: str | os.PathLike) -> list[str]:
+        """Adds the LoRA adapters of a PEFT adapter directory (adapter_config.json +
+        adapter_model.safetensors, e.g. unime.Trainer.save_adapter's or PEFT's save_pretrained) and
+        loads their weights; returns the adapted module paths."""
+        return _C.load_peft_adapter(self._core, os.fspath(path))
+
+    def save_merged(self, path: str | os.PathLike) -> None:
+        """This model with its adapters merged into the weights, as a Hugging Face checkpoint
+        directory (the base checkpoint's files, with W + scaling * B A in its dtype)."""
+        _C.save_merged_checkpoint(self._core, self.path, os.fspath(path))
 
     def train(self, mode: bool = True) -> "Model":
         """Training mode (LoRA dropout active) or, with mode=False, evaluation mode."""
