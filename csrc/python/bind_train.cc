@@ -28,6 +28,25 @@ std::vector<model::EncodeInput> side_inputs(const py::dict& sides, const char* n
   return to_inputs(side["texts"], get("images"), get("instructions"), keep, prompts);
 }
 
+train::StepBatch step_batch(std::vector<std::string> example_ids, const py::dict& sides,
+                            const std::optional<at::Tensor>& teacher, const std::optional<at::Tensor>& scores,
+                            int64_t negatives_per_query, int64_t candidates_per_query, std::vector<std::string> failures,
+                            std::vector<py::object>& keep) {
+  train::StepBatch b;
+  b.example_ids = std::move(example_ids);
+  b.failures = std::move(failures);
+  b.texts = side_inputs(sides, "texts", keep);
+  b.queries = side_inputs(sides, "queries", keep);
+  b.positives = side_inputs(sides, "positives", keep);
+  b.negatives = side_inputs(sides, "negatives", keep);
+  b.candidates = side_inputs(sides, "candidates", keep);
+  b.negatives_per_query = negatives_per_query;
+  b.candidates_per_query = candidates_per_query;
+  if (teacher) b.teacher = *teacher;
+  if (scores) b.scores = *scores;
+  return b;
+}
+
 }  // namespace
 
 void bind_train(py::module_& m) {
@@ -64,20 +83,24 @@ void bind_train(py::module_& m) {
              std::optional<at::Tensor> scores, int64_t negatives_per_query, int64_t candidates_per_query,
              std::vector<std::string> failures) {
             std::vector<py::object> keep;
-            train::StepBatch b;
-            b.example_ids = std::move(example_ids);
-            b.failures = std::move(failures);
-            b.texts = side_inputs(sides, "texts", keep);
-            b.queries = side_inputs(sides, "queries", keep);
-            b.positives = side_inputs(sides, "positives", keep);
-            b.negatives = side_inputs(sides, "negatives", keep);
-            b.candidates = side_inputs(sides, "candidates", keep);
-            b.negatives_per_query = negatives_per_query;
-            b.candidates_per_query = candidates_per_query;
-            if (teacher) b.teacher = *teacher;
-            if (scores) b.scores = *scores;
+            auto b = step_batch(std::move(example_ids), sides, teacher, scores, negatives_per_query,
+                                candidates_per_query, std::move(failures), keep);
             py::gil_scoped_release release;
             return t.step(b);
+          },
+          py::arg("example_ids"), py::arg("sides"), py::arg("teacher") = py::none(), py::arg("scores") = py::none(),
+          py::arg("negatives_per_query") = 0, py::arg("candidates_per_query") = 0,
+          py::arg("failures") = std::vector<std::string>{})
+      .def(
+          "gradients",
+          [](Trainer& t, std::vector<std::string> example_ids, const py::dict& sides, std::optional<at::Tensor> teacher,
+             std::optional<at::Tensor> scores, int64_t negatives_per_query, int64_t candidates_per_query,
+             std::vector<std::string> failures) {
+            std::vector<py::object> keep;
+            auto b = step_batch(std::move(example_ids), sides, teacher, scores, negatives_per_query,
+                                candidates_per_query, std::move(failures), keep);
+            py::gil_scoped_release release;
+            return t.gradients(b);
           },
           py::arg("example_ids"), py::arg("sides"), py::arg("teacher") = py::none(), py::arg("scores") = py::none(),
           py::arg("negatives_per_query") = 0, py::arg("candidates_per_query") = 0,

@@ -1,6 +1,9 @@
 #include "train/checkpoint.h"
 
 #include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <unistd.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -58,17 +61,21 @@ std::string write_checkpoint(const std::string& root, int64_t step,
   fs::create_directories(root);
   // Leftovers of interrupted saves (no marker) go first, the target included.
   for (const auto& [_, path] : checkpoint_dirs(root))
-    if (!is_complete(path)) fs::remove_all(path);
+    if (!is_complete(path)) core::remove_tree(path);
   const auto dir = checkpoint_path(root, step);
-  if (is_complete(dir)) fs::remove(fs::path(dir) / kCompleteMarker);  // rewriting the same step
+  if (is_complete(dir)) ::unlink((fs::path(dir) / kCompleteMarker).c_str());  // rewriting the same step
   fs::create_directories(dir);
   write_files(dir);
+  // Fault injection for the kill-and-resume tests: die (as SIGKILL does) with every state file of
+  // this step written and the marker not yet.
+  if (const char* kill = std::getenv("UNIME_KILL_BEFORE_MARKER"); kill && std::to_string(step) == kill)
+    std::raise(SIGKILL);
   core::write_file_atomic((fs::path(dir) / kCompleteMarker).string(), std::to_string(step) + "\n");
   core::sync_directory(root);
   if (keep_last > 0) {
     auto complete = complete_checkpoints(root);
     for (size_t i = 0; i + static_cast<size_t>(keep_last) < complete.size(); ++i)
-      if (complete[i] != dir) fs::remove_all(complete[i]);
+      if (complete[i] != dir) core::remove_tree(complete[i]);
   }
   return dir;
 }

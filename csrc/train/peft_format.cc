@@ -1,6 +1,7 @@
 #include "train/peft_format.h"
 
 #include <ATen/ATen.h>
+#include <sys/stat.h>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -110,7 +111,9 @@ std::vector<std::string> load_peft_adapter(model::EmbeddingModel& m, const std::
 }
 
 void save_merged_checkpoint(model::EmbeddingModel& m, const std::string& base_dir, const std::string& out_dir) {
-  if (fs::exists(out_dir) && fs::equivalent(base_dir, out_dir))
+  struct stat a {}, b {};
+  if (::stat(base_dir.c_str(), &a) == 0 && ::stat(out_dir.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
+      a.st_ino == b.st_ino)
     throw InvalidInputError("the merged checkpoint must go to another directory than its base " + base_dir);
   auto base = core::Checkpoint::open(base_dir);
   // Merged weights by Hugging Face name.

@@ -229,8 +229,7 @@ double Trainer::micro_step(const StepBatch& batch, int64_t begin, int64_t end, d
   return loss.item<double>();
 }
 
-StepResult Trainer::step(const StepBatch& batch) {
-  at::AutoGradMode grad_mode(true);  // whatever the caller's mode: a step needs gradients
+void Trainer::check_batch(const StepBatch& batch) const {
   const auto& c = config_;
   const int64_t n = batch.size();
   const int64_t local = c.batch_size / comm_->world_size();
@@ -260,34 +259,18 @@ StepResult Trainer::step(const StepBatch& batch) {
   if (n % c.grad_accumulation != 0)
     throw InvalidInputError("the " + std::to_string(n) + " examples of a step do not split into grad_accumulation = " +
                             std::to_string(c.grad_accumulation) + " micro-batches");
+}
+
+StepResult Trainer::step(const StepBatch& batch) {
+  at::AutoGradMode grad_mode(true);  // whatever the caller's mode: a step needs gradients
+  const auto& c = config_;
+  check_batch(batch);
   StepResult result;
-  const int64_t micro = n / c.grad_accumulation;
-  double loss_sum = 0;
-  // Micro-batch losses are averaged: each backpropagates 1 / grad_accumulation of its gradient.
-  const double scale = loss_scale_ / static_cast<double>(c.grad_accumulation);
-  for (int64_t m = 0; m < c.grad_accumulation; ++m)
-    loss_sum += micro_step(batch, m * micro, (m + 1) * micro, scale, result.skipped, result.examples);
-  // Sum the ranks' gradients (each holds the global loss's gradient through its own examples);
-  // parameters without a gradient here (no examples) contribute zeros.
+  const double loss = accumulate(batch, result);
   std::vector<at::Tensor> params, grads;
   for (auto& [_, p] : model::lora_parameters(model_->backbone())) {
-    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
     params.push_back(p);
     grads.push_back(p.grad());
-  }
-  if (comm_->world_size() > 1) {
-    auto flat = at::cat([&] {
-      std::vector<at::Tensor> v;
-      for (auto& g : grads) v.push_back(g.reshape(-1).to(at::kFloat));
-      return v;
-    }());
-    std::vector<at::Tensor> bucket{flat};
-    comm_->all_reduce_sum(bucket);
-    int64_t offset = 0;
-    for (auto& g : grads) {
-      g.copy_(bucket[0].narrow(0, offset, g.numel()).view_as(g));
-      offset += g.numel();
-    }
   }
   if (loss_scale_ != 1.0) {  // fp16: unscale, and skip the update when something overflowed
     bool finite = true;
@@ -301,7 +284,7 @@ StepResult Trainer::step(const StepBatch& batch) {
       optimizer_->zero_grad();
       result.skipped_update = true;
       result.step = step_;
-      result.loss = loss_sum / static_cast<double>(c.grad_accumulation);
+      result.loss = loss;
       return result;
     }
     if (++good_steps_ % 2000 == 0) loss_scale_ *= 2;
@@ -311,8 +294,49 @@ StepResult Trainer::step(const StepBatch& batch) {
   optimizer_->step(result.learning_rate);
   optimizer_->zero_grad();
   result.step = ++step_;
-  result.loss = loss_sum / static_cast<double>(c.grad_accumulation);
+  result.loss = loss;
   return result;
+}
+
+double Trainer::accumulate(const StepBatch& batch, StepResult& result) {
+  const auto& c = config_;
+  const int64_t micro = batch.size() / c.grad_accumulation;
+  double loss_sum = 0;
+  // Micro-batch losses are averaged: each backpropagates 1 / grad_accumulation of its gradient.
+  const double scale = loss_scale_ / static_cast<double>(c.grad_accumulation);
+  for (int64_t m = 0; m < c.grad_accumulation; ++m)
+    loss_sum += micro_step(batch, m * micro, (m + 1) * micro, scale, result.skipped, result.examples);
+  // Sum the ranks' gradients (each holds the global loss's gradient through its own examples);
+  // parameters without a gradient here (no examples) contribute zeros.
+  std::vector<at::Tensor> grads;
+  for (auto& [_, p] : model::lora_parameters(model_->backbone())) {
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    grads.push_back(p.grad());
+  }
+  if (comm_->world_size() > 1) {
+    std::vector<at::Tensor> flat_parts;
+    for (auto& g : grads) flat_parts.push_back(g.reshape(-1).to(at::kFloat));
+    std::vector<at::Tensor> bucket{at::cat(flat_parts)};
+    comm_->all_reduce_sum(bucket);
+    int64_t offset = 0;
+    for (auto& g : grads) {
+      g.copy_(bucket[0].narrow(0, offset, g.numel()).view_as(g));
+      offset += g.numel();
+    }
+  }
+  return loss_sum / static_cast<double>(c.grad_accumulation);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Trainer::gradients(const StepBatch& batch) {
+  at::AutoGradMode grad_mode(true);
+  check_batch(batch);
+  optimizer_->zero_grad();
+  StepResult result;
+  accumulate(batch, result);
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (auto& [name, p] : model::lora_parameters(model_->backbone())) out.emplace_back(name, p.grad().clone() / loss_scale_);
+  optimizer_->zero_grad();
+  return out;
 }
 
 std::string Trainer::save_checkpoint(const std::string& root, int64_t keep_last,

@@ -63,6 +63,9 @@ class Trainer {
           std::shared_ptr<Communicator> communicator = std::make_shared<LocalCommunicator>());
 
   StepResult step(const StepBatch& batch);
+  // The gradient one step would apply (summed over ranks, before clipping), by adapter parameter
+  // path, without updating anything: for checking GradCache and for research on the gradients.
+  std::vector<std::pair<std::string, at::Tensor>> gradients(const StepBatch& batch);
 
   // The data order: after set_num_examples(n), next_indices() gives this rank's examples of each step.
   void set_num_examples(int64_t n);
@@ -88,6 +91,9 @@ class Trainer {
   double loss_scale() const { return loss_scale_; }
 
  private:
+  // Runs every micro-batch's forward and backward and sums the ranks' gradients; returns the mean loss.
+  double accumulate(const StepBatch& batch, StepResult& result);
+  void check_batch(const StepBatch& batch) const;  // InvalidInputError naming what does not fit
   double micro_step(const StepBatch& batch, int64_t begin, int64_t end, double scale,
                     std::vector<SkippedExample>& skipped, int64_t& used);
   model::ProcessOptions process_options(bool distill) const;

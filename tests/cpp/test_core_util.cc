@@ -58,6 +58,18 @@ TEST(AtomicFile, ReplacesOrLeavesTheTargetWhole) {
   fs::remove_all(dir);
 }
 
+TEST(AtomicFile, RemoveTreeRemovesEverythingBelow) {
+  auto dir = fs::temp_directory_path() / ("unime_tree_" + std::to_string(::getpid()));
+  fs::create_directories(dir / "a" / "b");
+  write_file_atomic((dir / "a" / "b" / "f").string(), "x");
+  write_file_atomic((dir / "g").string(), "y");
+  fs::create_symlink("/etc", dir / "link");  // removed, not followed
+  remove_tree(dir.string());
+  EXPECT_FALSE(fs::exists(dir));
+  EXPECT_TRUE(fs::exists("/etc"));
+  EXPECT_NO_THROW(remove_tree(dir.string()));  // absent: nothing to do
+}
+
 TEST(Parallel, EveryItemRunsAndErrorsComeBackByIndex) {
   for (size_t threads : {1u, 2u, 7u}) {
     std::vector<int> out(100, 0);

@@ -1,6 +1,8 @@
 #include "core/util/atomic_file.h"
 
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -75,6 +77,20 @@ void sync_directory(const std::string& dir) {
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+namespace {
+int remove_entry(const char* path, const struct stat*, int type, struct FTW*) {
+  const int rc = (type == FTW_DP || type == FTW_D) ? ::rmdir(path) : ::unlink(path);
+  return rc == 0 || errno == ENOENT ? 0 : -1;
+}
+}  // namespace
+
+void remove_tree(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return;
+  if (::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+    throw std::runtime_error(path + ": cannot remove: " + system_error_text(errno));
 }
 
 }  // namespace unime::core

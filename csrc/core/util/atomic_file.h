@@ -39,4 +39,10 @@ void write_file_atomic(const std::string& path, std::string_view bytes);
 // fsync of a directory (best effort): makes renames and new entries in it durable.
 void sync_directory(const std::string& dir);
 
+// Removes `path` and everything below it (symlinks are removed, not followed); nothing when it
+// does not exist. std::runtime_error naming the entry that could not be removed.
+// (Not std::filesystem::remove_all: the torch wheel's libtorch.so exports its own std::filesystem
+// symbols, and its remove_all crashes when our code binds to it.)
+void remove_tree(const std::string& path);
+
 }  // namespace unime::core

@@ -75,6 +75,25 @@ class Trainer:
 
     def step(self, examples: Sequence[Example]) -> dict:
         """One optimiser step on `examples` (this rank's share of the global batch). Returns its metrics."""
+        start = time.perf_counter()
+        result = self._core.step(**self._prepare(examples))
+        seconds = time.perf_counter() - start
+        skipped = {}
+        for example_id, reason in result.skipped:
+            skipped.setdefault(example_id, reason)
+        return {"step": result.step, "loss": result.loss, "lr": result.learning_rate, "grad_norm": result.grad_norm,
+                "examples": result.examples, "seconds": seconds, "examples_per_s": result.examples / max(seconds, 1e-9),
+                "skipped": [{"id": k, "reason": v} for k, v in skipped.items()],
+                "skipped_update": result.skipped_update}
+
+    def gradients(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+        """The gradient a step on `examples` would apply (before clipping), by adapter parameter path,
+        without updating anything."""
+        return dict(self._core.gradients(**self._prepare(examples)))
+
+    def _prepare(self, examples: Sequence[Example]) -> dict:
+        """The C++ step's arguments: parallel input lists per side, decoded images, teacher / scores,
+        and per-example failures (an unreadable image, a missing teacher id) named by example id."""
         cfg = self.config
         ids = [str(e.id) for e in examples]
         failures = [""] * len(examples)
@@ -115,20 +134,10 @@ class Trainer:
             for i, why in zip(ids, failures):
                 if why:
                     raise ValueError(f"example {i}: {why}")
-        start = time.perf_counter()
-        result = self._core.step(
-            ids, sides, teacher=teacher, scores=scores,
-            negatives_per_query=len(examples[0].negatives) if cfg.stage == "instruct" and examples else 0,
-            candidates_per_query=len(examples[0].candidates) if cfg.stage == "judge" and examples else 0,
-            failures=failures)
-        seconds = time.perf_counter() - start
-        skipped = {}
-        for example_id, reason in result.skipped:
-            skipped.setdefault(example_id, reason)
-        return {"step": result.step, "loss": result.loss, "lr": result.learning_rate, "grad_norm": result.grad_norm,
-                "examples": result.examples, "seconds": seconds, "examples_per_s": result.examples / max(seconds, 1e-9),
-                "skipped": [{"id": k, "reason": v} for k, v in skipped.items()],
-                "skipped_update": result.skipped_update}
+        return dict(example_ids=ids, sides=sides, teacher=teacher, scores=scores,
+                    negatives_per_query=len(examples[0].negatives) if cfg.stage == "instruct" and examples else 0,
+                    candidates_per_query=len(examples[0].candidates) if cfg.stage == "judge" and examples else 0,
+                    failures=failures)
 
     def _teacher(self, examples, texts, failures):
         ids = [str(e.id) for e in examples]
