@@ -94,3 +94,23 @@ def test_cpp_example_encodes_without_python_like_unime_encode(tmp_path):
     bad = subprocess.run([binary, str(path), str(out), "--image", str(tmp_path / "missing.ppm")], capture_output=True,
                          text=True, timeout=300)
     assert bad.returncode == 1 and "missing.ppm: cannot open" in bad.stderr
+
+
+def test_training_notebook_runs_both_stages():
+    """examples/train_two_stages.ipynb, executed as a user would (a Jupyter kernel): both stages train,
+    the losses fall, and the trained model embeds."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(os.path.join(EXAMPLES, "train_two_stages.ipynb"), as_version=4)
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": EXAMPLES}}).execute()
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    losses = {}
+    for line in text.splitlines():
+        for stage in ("stage-1", "stage-2"):
+            if line.startswith(stage + " loss:"):
+                losses[stage] = [float(v) for v in line.split("[", 1)[1].rstrip("]").split(",")]
+    assert set(losses) == {"stage-1", "stage-2"}
+    assert losses["stage-1"][-1] < 0.2 * losses["stage-1"][0]
+    assert min(losses["stage-2"][-3:]) < losses["stage-2"][0]
+    assert "images matched to their captions" in text
