@@ -23,7 +23,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
@@ -47,8 +46,8 @@ def make_model(path: str, hidden: int, layers: int, seed: int = 0):
                                   num_hidden_layers=layers, num_attention_heads=hidden // 64,
                                   num_key_value_heads=max(1, hidden // 256), sliding_window=None,
                                   pad_token_id=32001, max_position_embeddings=4096).to_dict(),
-        vision_config=CLIPVisionConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=4,
-                                       image_size=56, patch_size=14).to_dict(),
+        vision_config=CLIPVisionConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=3,
+                                       num_attention_heads=4, image_size=56, patch_size=14).to_dict(),
         image_token_index=32000, image_grid_pinpoints=pin)
     LlavaNextForConditionalGeneration(config).save_pretrained(path, safe_serialization=True)
     LlavaNextImageProcessor(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56},

@@ -22,8 +22,8 @@ namespace {
 
 using namespace unime::core::image;
 
-#define FUZZ_CHECK(cond) \
-  do {                   \
+#define FUZZ_CHECK(cond)       \
+  do {                         \
     if (!(cond)) std::abort(); \
   } while (0)
 

@@ -37,8 +37,7 @@ void check_invariants(const Header& h, size_t size) {
     }
     FUZZ_CHECK(numel == t.numel());
     uint64_t nbytes = 0;
-    FUZZ_CHECK(!__builtin_mul_overflow(static_cast<uint64_t>(numel),
-                                       unime::core::dtype_size(t.dtype), &nbytes));
+    FUZZ_CHECK(!__builtin_mul_overflow(static_cast<uint64_t>(numel), unime::core::dtype_size(t.dtype), &nbytes));
     FUZZ_CHECK(nbytes == t.nbytes());
     expected = t.end;
   }
@@ -53,8 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const unime::InvalidInputError&) {
   }
   try {
-    unime::core::parse_weight_map(std::string_view(reinterpret_cast<const char*>(data), size),
-                                  "fuzz");
+    unime::core::parse_weight_map(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz");
   } catch (const unime::InvalidInputError&) {
   }
   return 0;

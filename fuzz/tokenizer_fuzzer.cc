@@ -31,15 +31,9 @@ using unime::core::Tokenizer;
     if (!(cond)) __builtin_trap(); \
   } while (0)
 
-json added(const char* content, int id, bool special, bool normalized, bool lstrip, bool rstrip,
-           bool single_word) {
-  return {{"id", id},
-          {"content", content},
-          {"special", special},
-          {"normalized", normalized},
-          {"lstrip", lstrip},
-          {"rstrip", rstrip},
-          {"single_word", single_word}};
+json added(const char* content, int id, bool special, bool normalized, bool lstrip, bool rstrip, bool single_word) {
+  return {{"id", id},         {"content", content}, {"special", special},        {"normalized", normalized},
+          {"lstrip", lstrip}, {"rstrip", rstrip},   {"single_word", single_word}};
 }
 
 json llama_like() {
@@ -49,24 +43,20 @@ json llama_like() {
     snprintf(name, sizeof name, "<0x%02X>", b);
     vocab[name] = 3 + b;
   }
-  std::vector<std::string> pieces = {"▁",  "a",  "b",   "c",   "d",  "e",           " ",
-                                     "▁a", "ab", "abc", "▁ab", "ca", "\xE4\xB8\xAD"};
+  std::vector<std::string> pieces = {"▁", "a", "b", "c", "d", "e", " ", "▁a", "ab", "abc", "▁ab", "ca", "\xE4\xB8\xAD"};
   for (const auto& p : pieces) vocab[p] = int(vocab.size());
-  json merges =
-      json::array({json::array({"a", "b"}), json::array({"▁", "a"}), json::array({"ab", "c"}),
-                   json::array({"▁a", "b"}), json::array({"c", "a"})});
+  json merges = json::array({json::array({"a", "b"}), json::array({"▁", "a"}), json::array({"ab", "c"}),
+                             json::array({"▁a", "b"}), json::array({"c", "a"})});
   return {
-      {"added_tokens", json::array({added("<unk>", 0, true, false, false, false, false),
-                                    added("<s>", 1, true, false, false, false, false),
-                                    added("<img>", 400, true, false, true, true, false),
-                                    added("<|u|>", 401, true, false, false, true, false),
-                                    added("ca", 402, false, true, false, false, true),
-                                    added("e e", 403, false, true, true, false, false)})},
+      {"added_tokens",
+       json::array(
+           {added("<unk>", 0, true, false, false, false, false), added("<s>", 1, true, false, false, false, false),
+            added("<img>", 400, true, false, true, true, false), added("<|u|>", 401, true, false, false, true, false),
+            added("ca", 402, false, true, false, false, true), added("e e", 403, false, true, true, false, false)})},
       {"normalizer",
        {{"type", "Sequence"},
-        {"normalizers",
-         json::array({{{"type", "Prepend"}, {"prepend", "▁"}},
-                      {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}}})}}},
+        {"normalizers", json::array({{{"type", "Prepend"}, {"prepend", "▁"}},
+                                     {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}}})}}},
       {"pre_tokenizer", nullptr},
       {"model",
        {{"type", "BPE"},
@@ -83,11 +73,10 @@ json llama_like() {
         {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}}}}}},
       {"decoder",
        {{"type", "Sequence"},
-        {"decoders",
-         json::array({{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
-                      {{"type", "ByteFallback"}},
-                      {{"type", "Fuse"}},
-                      {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}}},
+        {"decoders", json::array({{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
+                                  {{"type", "ByteFallback"}},
+                                  {{"type", "Fuse"}},
+                                  {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}}},
   };
 }
 
@@ -97,8 +86,8 @@ json qwen_like() {
   vocab["\xC4\xA0t"] = 256;  // "Ġt"
   vocab["he"] = 257;
   vocab["\xC4\xA0the"] = 258;
-  json merges = json::array(
-      {json::array({"\xC4\xA0", "t"}), json::array({"h", "e"}), json::array({"\xC4\xA0t", "he"})});
+  json merges =
+      json::array({json::array({"\xC4\xA0", "t"}), json::array({"h", "e"}), json::array({"\xC4\xA0t", "he"})});
   const char* pattern =
       R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
   return {
@@ -108,17 +97,9 @@ json qwen_like() {
        {{"type", "Sequence"},
         {"pretokenizers",
          json::array(
-             {{{"type", "Split"},
-               {"pattern", {{"Regex", pattern}}},
-               {"behavior", "Isolated"},
-               {"invert", false}},
+             {{{"type", "Split"}, {"pattern", {{"Regex", pattern}}}, {"behavior", "Isolated"}, {"invert", false}},
               {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}})}}},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", nullptr},
-        {"vocab", vocab},
-        {"merges", merges}}},
+      {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"vocab", vocab}, {"merges", merges}}},
       {"post_processor", {{"type", "ByteLevel"}}},
       {"decoder", {{"type", "ByteLevel"}}},
   };
@@ -156,9 +137,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
       Tokenizer t = Tokenizer::from_string(input);
       t.set_max_input_chars(4096);
-      for (const char* text :
-           {"", "Hello world", " a  b\n\tc ", "\xE4\xB8\xAD\xE6\x96\x87 e\xCC\x81",
-            "<s><img>ab</s>", "\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9"}) {
+      for (const char* text : {"", "Hello world", " a  b\n\tc ", "\xE4\xB8\xAD\xE6\x96\x87 e\xCC\x81", "<s><img>ab</s>",
+                               "\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9"}) {
         exercise(t, text, false);
       }
     } catch (const unime::InvalidInputError&) {
@@ -171,8 +151,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   exercise(qwen, input, true);
   // The bytes as ids too: decode must take any id list.
   std::vector<int32_t> ids;
-  for (size_t i = 0; i + 2 <= size && ids.size() < 512; i += 2)
-    ids.push_back(int32_t(data[i]) * 2 + data[i + 1] - 8);
+  for (size_t i = 0; i + 2 <= size && ids.size() < 512; i += 2) ids.push_back(int32_t(data[i]) * 2 + data[i + 1] - 8);
   FUZZ_CHECK(unime::core::utf8::find_invalid(llama.decode(ids, false)) == std::string::npos);
   FUZZ_CHECK(unime::core::utf8::find_invalid(qwen.decode(ids, false)) == std::string::npos);
   return 0;

@@ -17,9 +17,9 @@ for arg in "$@"; do
 done
 
 # System packages (Debian): the JSON library of the core, ccache for fast rebuilds, and, for tests,
-# GoogleTest and clang's fuzzer/sanitizer runtime.
+# GoogleTest, clang's fuzzer/sanitizer runtime and clang-format 14 (the style check).
 packages=(nlohmann-json3-dev ccache)
-[ "$with_tests" = ON ] && packages+=(libgtest-dev clang-14 libclang-rt-14-dev)
+[ "$with_tests" = ON ] && packages+=(libgtest-dev clang-14 libclang-rt-14-dev clang-format-14)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

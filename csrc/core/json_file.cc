@@ -54,7 +54,7 @@ T get_or(const nlohmann::json& obj, const char* name, T fallback, const std::str
   return convert<T>(*it, name, source);
 }
 
-#define UNIME_INSTANTIATE(T)                                                              \
+#define UNIME_INSTANTIATE(T)                                                          \
   template T get_required<T>(const nlohmann::json&, const char*, const std::string&); \
   template T get_or<T>(const nlohmann::json&, const char*, T, const std::string&);
 UNIME_INSTANTIATE(int64_t)

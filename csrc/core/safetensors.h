@@ -67,8 +67,8 @@ enum class DType {
   F8_E5M2FNUZ,
 };
 
-size_t dtype_size(DType dtype);       // bytes per element
-const char* dtype_name(DType dtype);  // the header spelling, e.g. "BF16"; static storage
+size_t dtype_size(DType dtype);                           // bytes per element
+const char* dtype_name(DType dtype);                      // the header spelling, e.g. "BF16"; static storage
 std::optional<DType> parse_dtype(std::string_view name);  // exact spelling; nullopt if unknown
 
 // Headers larger than this are refused before anything is allocated (the reference's limit).
@@ -86,7 +86,7 @@ struct TensorInfo {
 struct Header {
   std::vector<TensorInfo> tensors;  // in file order of data_offsets (ties by name)
   std::map<std::string, std::string> metadata;
-  uint64_t header_size = 0;  // N: bytes of JSON after the 8-byte length
+  uint64_t header_size = 0;                                // N: bytes of JSON after the 8-byte length
   uint64_t data_start() const { return 8 + header_size; }  // file offset of the buffer
 };
 
@@ -100,8 +100,7 @@ Header parse_header(const uint8_t* data, size_t size, const std::string& source_
 // not a JSON object without duplicate keys, weight_map is missing or not an object of strings, or
 // a shard is not a plain file name (empty, ".", "..", or containing '/', '\\' or NUL: it is joined
 // to the checkpoint directory and must not leave it). Other fields ("metadata") are ignored.
-std::map<std::string, std::string> parse_weight_map(std::string_view text,
-                                                    const std::string& source_name);
+std::map<std::string, std::string> parse_weight_map(std::string_view text, const std::string& source_name);
 
 // One validated safetensors file, memory-mapped read-only (MAP_PRIVATE). Owns the mapping:
 // move-only, unmapped by the destructor. Pointers from header(), find() and data() stay valid as

@@ -54,16 +54,14 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   if (stat_err) throw std::runtime_error(path + ": cannot stat: " + system_error_text(stat_err));
   if (!S_ISREG(st.st_mode)) throw InvalidInputError(path + ": not a regular file");
   if (st.st_size == 0) throw InvalidInputError(path + ": empty file (0 bytes), not safetensors");
-  if (map == MAP_FAILED)
-    throw std::runtime_error(path + ": mmap failed: " + system_error_text(map_err));
+  if (map == MAP_FAILED) throw std::runtime_error(path + ": mmap failed: " + system_error_text(map_err));
 
   SafetensorsFile file;  // owns the mapping from here on; unmaps if validation throws
   file.path_ = path;
   file.base_ = static_cast<const uint8_t*>(map);
   file.size_ = static_cast<size_t>(st.st_size);
   file.header_ = parse_header(file.base_, file.size_, path);
-  for (size_t i = 0; i < file.header_.tensors.size(); ++i)
-    file.index_.emplace(file.header_.tensors[i].name, i);
+  for (size_t i = 0; i < file.header_.tensors.size(); ++i) file.index_.emplace(file.header_.tensors[i].name, i);
   return file;
 }
 
@@ -123,8 +121,7 @@ std::vector<std::string> SafetensorsFile::names() const {
 Checkpoint Checkpoint::open(const std::string& path) {
   std::error_code ec;
   const auto status = fs::status(path, ec);  // follows symlinks (the Hugging Face cache uses them)
-  if (status.type() == fs::file_type::not_found)
-    throw FileNotFoundError(path + ": no such file or directory");
+  if (status.type() == fs::file_type::not_found) throw FileNotFoundError(path + ": no such file or directory");
   if (ec) throw std::runtime_error(path + ": cannot access: " + ec.message());
   Checkpoint ckpt;
   ckpt.path_ = path;
@@ -132,8 +129,7 @@ Checkpoint Checkpoint::open(const std::string& path) {
     ckpt.add_file(SafetensorsFile::open(path));
     return ckpt;
   }
-  if (!fs::is_directory(status))
-    throw InvalidInputError(path + ": not a regular file or a directory");
+  if (!fs::is_directory(status)) throw InvalidInputError(path + ": not a regular file or a directory");
 
   const fs::path dir(path);
   if (path_exists(dir / kIndexName)) {
@@ -145,15 +141,13 @@ Checkpoint Checkpoint::open(const std::string& path) {
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
       const std::string name = it->path().filename().string();
       std::error_code type_ec;
-      if (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0 &&
-          it->is_regular_file(type_ec))
+      if (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0 && it->is_regular_file(type_ec))
         found.push_back(name);
     }
     if (ec) throw std::runtime_error(path + ": cannot list directory: " + ec.message());
     std::sort(found.begin(), found.end());
     if (found.size() != 1) {
-      std::string msg = path + ": looked for " + kIndexName + ", " + kSingleName +
-                        " or a single *.safetensors file";
+      std::string msg = path + ": looked for " + kIndexName + ", " + kSingleName + " or a single *.safetensors file";
       if (found.empty()) throw FileNotFoundError(msg + "; found none");
       std::string list;
       for (const auto& f : found) list += (list.empty() ? "" : ", ") + f;
@@ -182,33 +176,29 @@ void Checkpoint::open_sharded(const std::string& dir, const std::string& index_p
   std::stringstream text;
   if (!(in && text << in.rdbuf())) throw std::runtime_error(index_path + ": cannot read the index");
   const auto listed = parse_weight_map(text.str(), index_path);  // tensor -> shard file name
-  const auto fail = [&](const std::string& what) {
-    throw InvalidInputError(index_path + ": " + what);
-  };
+  const auto fail = [&](const std::string& what) { throw InvalidInputError(index_path + ": " + what); };
 
   std::map<std::string, size_t> shard_ids;  // shard file name -> position in files_
   for (const auto& item : listed) shard_ids.emplace(item.second, 0);
   for (auto& [shard, id] : shard_ids) {
     const fs::path shard_path = fs::path(dir) / shard;
     if (!path_exists(shard_path))
-      throw FileNotFoundError(index_path + ": shard " + quote(shard) +
-                              " listed in weight_map does not exist (" + shard_path.string() + ")");
+      throw FileNotFoundError(index_path + ": shard " + quote(shard) + " listed in weight_map does not exist (" +
+                              shard_path.string() + ")");
     id = files_.size();
     add_file(SafetensorsFile::open(shard_path.string()));  // rejects a tensor in two shards
   }
   for (const auto& [tensor, shard] : listed) {
     auto it = index_.find(tensor);
     if (it == index_.end())
-      fail("weight_map lists tensor " + quote(tensor) + " in shard " + quote(shard) +
-           ", which does not contain it");
+      fail("weight_map lists tensor " + quote(tensor) + " in shard " + quote(shard) + ", which does not contain it");
     if (it->second.first != shard_ids.at(shard))
-      fail("weight_map lists tensor " + quote(tensor) + " in shard " + quote(shard) +
-           " but it is in " + files_[it->second.first].path());
+      fail("weight_map lists tensor " + quote(tensor) + " in shard " + quote(shard) + " but it is in " +
+           files_[it->second.first].path());
   }
   for (const auto& [tensor, where] : index_)
     if (!listed.count(tensor))
-      fail("tensor " + quote(tensor) + " of " + files_[where.first].path() +
-           " is not listed in weight_map");
+      fail("tensor " + quote(tensor) + " of " + files_[where.first].path() + " is not listed in weight_map");
 }
 
 std::vector<std::string> Checkpoint::names() const {

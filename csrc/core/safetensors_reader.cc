@@ -63,7 +63,6 @@ std::string clip(std::string_view text) {
   return std::string(text.substr(0, cut)) + "...";
 }
 
-
 // Offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlong forms, no
 // surrogates, nothing above U+10FFFF), or npos.
 size_t find_invalid_utf8(const uint8_t* p, size_t n) {
@@ -168,8 +167,7 @@ class StrictDomBuilder {
 
   bool open(json&& container) {
     if (stack_.size() >= kMaxJsonDepth)
-      throw InvalidInputError(source_ + ": JSON nested deeper than " +
-                              std::to_string(kMaxJsonDepth) + " levels");
+      throw InvalidInputError(source_ + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     std::string key = stack_.empty() || stack_.back().value->is_array() ? "" : pending_key_;
     json* v = put(std::move(container));
     stack_.push_back({v, std::move(key)});
@@ -190,16 +188,15 @@ class StrictDomBuilder {
 };
 
 // Parses UTF-8 JSON text refusing duplicate keys; `what` names the text in messages ("header").
-json parse_json_strict(const char* first, const char* last, const std::string& source,
-                       const char* what) {
+json parse_json_strict(const char* first, const char* last, const std::string& source, const char* what) {
   const size_t n = static_cast<size_t>(last - first);
   const auto* bytes = reinterpret_cast<const uint8_t*>(first);
   // nlohmann would skip a byte order mark; the reference (serde) and Python's json refuse it.
   if (n >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF)
     throw InvalidInputError(source + ": " + what + " starts with a UTF-8 byte order mark");
   if (size_t bad = find_invalid_utf8(bytes, n); bad != std::string::npos)
-    throw InvalidInputError(source + ": " + what + " is not valid UTF-8 (at byte " +
-                            std::to_string(bad) + " of the " + what + ")");
+    throw InvalidInputError(source + ": " + what + " is not valid UTF-8 (at byte " + std::to_string(bad) + " of the " +
+                            what + ")");
   // nlohmann's lexer takes a NUL byte for the end of input, so "{}\0junk" would parse; no NUL can
   // occur in valid JSON text (raw control characters are not allowed even inside strings).
   const void* nul = n == 0 ? nullptr : std::memchr(first, 0, n);
@@ -214,9 +211,7 @@ json parse_json_strict(const char* first, const char* last, const std::string& s
   } catch (const json::exception& e) {  // nlohmann errors never leave this file
     throw InvalidInputError(source + ": " + what + " is not valid JSON (" + clip(e.what()) + ")");
   }
-  if (!ok)
-    throw InvalidInputError(source + ": " + what + " is not valid JSON (" + clip(builder.error()) +
-                            ")");
+  if (!ok) throw InvalidInputError(source + ": " + what + " is not valid JSON (" + clip(builder.error()) + ")");
   return root;
 }
 
@@ -233,19 +228,16 @@ std::optional<uint64_t> non_negative_integer(const json& v) {
   return std::nullopt;
 }
 
-[[noreturn]] void fail_tensor(const std::string& source, const std::string& name,
-                              const std::string& what) {
+[[noreturn]] void fail_tensor(const std::string& source, const std::string& name, const std::string& what) {
   throw InvalidInputError(source + ": tensor " + quote(name) + ": " + what);
 }
 
 TensorInfo parse_entry(const std::string& name, const json& entry, const std::string& source) {
-  if (!entry.is_object())
-    fail_tensor(source, name, "entry must be an object, got " + describe(entry));
+  if (!entry.is_object()) fail_tensor(source, name, "entry must be an object, got " + describe(entry));
   for (const auto& item : entry.items()) {
     const auto& k = item.key();
     if (k != "dtype" && k != "shape" && k != "data_offsets")
-      fail_tensor(source, name,
-                  "unknown field " + quote(k) + " (allowed: dtype, shape, data_offsets)");
+      fail_tensor(source, name, "unknown field " + quote(k) + " (allowed: dtype, shape, data_offsets)");
   }
   for (const char* k : {"dtype", "shape", "data_offsets"})
     if (!entry.contains(k)) fail_tensor(source, name, std::string("missing field '") + k + "'");
@@ -253,42 +245,35 @@ TensorInfo parse_entry(const std::string& name, const json& entry, const std::st
   TensorInfo info;
   info.name = name;
   const json& dtype = entry["dtype"];
-  if (!dtype.is_string())
-    fail_tensor(source, name, "dtype must be a string, got " + describe(dtype));
+  if (!dtype.is_string()) fail_tensor(source, name, "dtype must be a string, got " + describe(dtype));
   const auto& dtype_str = dtype.get_ref<const std::string&>();
   auto parsed = parse_dtype(dtype_str);
   if (!parsed) {
     if (dtype_str == "F4" || dtype_str == "F6_E2M3" || dtype_str == "F6_E3M2")
-      fail_tensor(source, name,
-                  "unsupported dtype " + quote(dtype_str) + " (sub-byte dtypes are not supported)");
+      fail_tensor(source, name, "unsupported dtype " + quote(dtype_str) + " (sub-byte dtypes are not supported)");
     fail_tensor(source, name, "unknown dtype " + quote(dtype_str));
   }
   info.dtype = *parsed;
 
   const json& shape = entry["shape"];
-  if (!shape.is_array())
-    fail_tensor(source, name, "shape must be an array, got " + describe(shape));
+  if (!shape.is_array()) fail_tensor(source, name, "shape must be an array, got " + describe(shape));
   uint64_t numel = 1;
   for (size_t i = 0; i < shape.size(); ++i) {
     auto dim = non_negative_integer(shape[i]);
     if (!dim)
       fail_tensor(source, name,
-                  "shape[" + std::to_string(i) + "] must be a non-negative integer, got " +
-                      describe(shape[i]));
+                  "shape[" + std::to_string(i) + "] must be a non-negative integer, got " + describe(shape[i]));
     if (*dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-      fail_tensor(source, name,
-                  "shape[" + std::to_string(i) + "] = " + std::to_string(*dim) + " is too large");
+      fail_tensor(source, name, "shape[" + std::to_string(i) + "] = " + std::to_string(*dim) + " is too large");
     // Checked in the same order as the reference (a fold that fails on the first overflow).
     if (__builtin_mul_overflow(numel, *dim, &numel) ||
         numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-      fail_tensor(source, name,
-                  "shape " + clip(shape.dump()) + " has too many elements (overflow)");
+      fail_tensor(source, name, "shape " + clip(shape.dump()) + " has too many elements (overflow)");
     info.shape.push_back(static_cast<int64_t>(*dim));
   }
   uint64_t nbytes;
   if (__builtin_mul_overflow(numel, dtype_size(info.dtype), &nbytes))
-    fail_tensor(source, name,
-                "shape " + clip(shape.dump()) + " of " + dtype_str + " overflows the byte size");
+    fail_tensor(source, name, "shape " + clip(shape.dump()) + " of " + dtype_str + " overflows the byte size");
 
   const json& offsets = entry["data_offsets"];
   if (!offsets.is_array() || offsets.size() != 2)
@@ -297,15 +282,14 @@ TensorInfo parse_entry(const std::string& name, const json& entry, const std::st
                     (offsets.is_array() ? clip(offsets.dump()) : describe(offsets)));
   for (size_t i = 0; i < 2; ++i)
     if (!non_negative_integer(offsets[i]))
-      fail_tensor(source, name,
-                  "data_offsets[" + std::to_string(i) + "] must be a non-negative integer, got " +
-                      describe(offsets[i]));
+      fail_tensor(
+          source, name,
+          "data_offsets[" + std::to_string(i) + "] must be a non-negative integer, got " + describe(offsets[i]));
   info.begin = *non_negative_integer(offsets[0]);
   info.end = *non_negative_integer(offsets[1]);
   if (info.end < info.begin)
     fail_tensor(source, name,
-                "data_offsets end " + std::to_string(info.end) + " is before begin " +
-                    std::to_string(info.begin));
+                "data_offsets end " + std::to_string(info.end) + " is before begin " + std::to_string(info.begin));
   if (info.end - info.begin != nbytes)
     fail_tensor(source, name,
                 "data_offsets span " + std::to_string(info.end - info.begin) + " bytes but shape " +
@@ -341,20 +325,17 @@ Header parse_header(const uint8_t* data, size_t size, const std::string& source)
     std::string msg = source + ": header size " + std::to_string(n) + " exceeds the limit of " +
                       std::to_string(kMaxHeaderSize) + " bytes";
     static constexpr std::string_view kLfs = "version https://git-lfs";
-    if (size >= kLfs.size() &&
-        std::string_view(reinterpret_cast<const char*>(data), kLfs.size()) == kLfs)
+    if (size >= kLfs.size() && std::string_view(reinterpret_cast<const char*>(data), kLfs.size()) == kLfs)
       msg += "; the file is text starting with '" + std::string(kLfs) +
              "': is this a Git LFS pointer? (run `git lfs pull`)";
     throw InvalidInputError(msg);
   }
   if (n > size - 8)
-    throw InvalidInputError(source + ": header size " + std::to_string(n) +
-                            " is beyond the file (" + std::to_string(size - 8) +
-                            " bytes after the length)");
+    throw InvalidInputError(source + ": header size " + std::to_string(n) + " is beyond the file (" +
+                            std::to_string(size - 8) + " bytes after the length)");
   const char* text = reinterpret_cast<const char*>(data + 8);
   json root = parse_json_strict(text, text + n, source, "header");
-  if (!root.is_object())
-    throw InvalidInputError(source + ": header must be a JSON object, got " + describe(root));
+  if (!root.is_object()) throw InvalidInputError(source + ": header must be a JSON object, got " + describe(root));
 
   Header header;
   header.header_size = n;
@@ -364,35 +345,32 @@ Header parse_header(const uint8_t* data, size_t size, const std::string& source)
       continue;
     }
     if (!item.value().is_object())
-      throw InvalidInputError(source + ": __metadata__ must be an object of strings, got " +
-                              describe(item.value()));
+      throw InvalidInputError(source + ": __metadata__ must be an object of strings, got " + describe(item.value()));
     for (const auto& m : item.value().items()) {
       if (!m.value().is_string())
-        throw InvalidInputError(source + ": __metadata__ " + quote(m.key()) +
-                                " must be a string, got " + describe(m.value()));
+        throw InvalidInputError(source + ": __metadata__ " + quote(m.key()) + " must be a string, got " +
+                                describe(m.value()));
       header.metadata.emplace(m.key(), m.value().get<std::string>());
     }
   }
 
   // Stable: zero-size tensors at the same offset stay in name order.
-  std::stable_sort(header.tensors.begin(), header.tensors.end(),
-                   [](const TensorInfo& a, const TensorInfo& b) {
-                     return std::tie(a.begin, a.end) < std::tie(b.begin, b.end);
-                   });
+  std::stable_sort(header.tensors.begin(), header.tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
+    return std::tie(a.begin, a.end) < std::tie(b.begin, b.end);
+  });
   uint64_t expected = 0;  // where the next tensor must begin
   const TensorInfo* previous = nullptr;
   for (const auto& t : header.tensors) {
     if (t.begin < expected)
       fail_tensor(source, t.name,
-                  "data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) +
-                      "] overlap tensor " + quote(previous->name) + " which ends at " +
-                      std::to_string(expected));
+                  "data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) + "] overlap tensor " +
+                      quote(previous->name) + " which ends at " + std::to_string(expected));
     if (t.begin > expected)
-      fail_tensor(source, t.name,
-                  "data_offsets begin " + std::to_string(t.begin) + " leaves a gap: " +
-                      (previous ? "tensor " + quote(previous->name) + " ends at "
-                                : std::string("the buffer starts at ")) +
-                      std::to_string(expected));
+      fail_tensor(
+          source, t.name,
+          "data_offsets begin " + std::to_string(t.begin) + " leaves a gap: " +
+              (previous ? "tensor " + quote(previous->name) + " ends at " : std::string("the buffer starts at ")) +
+              std::to_string(expected));
     expected = t.end;
     previous = &t;
   }
@@ -408,26 +386,22 @@ Header parse_header(const uint8_t* data, size_t size, const std::string& source)
   return header;
 }
 
-std::map<std::string, std::string> parse_weight_map(std::string_view text,
-                                                    const std::string& source) {
+std::map<std::string, std::string> parse_weight_map(std::string_view text, const std::string& source) {
   const json root = parse_json_strict(text.data(), text.data() + text.size(), source, "index");
-  if (!root.is_object())
-    throw InvalidInputError(source + ": index must be a JSON object, got " + describe(root));
+  if (!root.is_object()) throw InvalidInputError(source + ": index must be a JSON object, got " + describe(root));
   auto wm = root.find("weight_map");
   if (wm == root.end()) throw InvalidInputError(source + ": index has no 'weight_map'");
-  if (!wm->is_object())
-    throw InvalidInputError(source + ": 'weight_map' must be an object, got " + describe(*wm));
+  if (!wm->is_object()) throw InvalidInputError(source + ": 'weight_map' must be an object, got " + describe(*wm));
   std::map<std::string, std::string> out;
   for (const auto& item : wm->items()) {
     if (!item.value().is_string())
-      throw InvalidInputError(source + ": weight_map " + quote(item.key()) +
-                              " must be a shard file name, got " + describe(item.value()));
+      throw InvalidInputError(source + ": weight_map " + quote(item.key()) + " must be a shard file name, got " +
+                              describe(item.value()));
     const auto& shard = item.value().get_ref<const std::string&>();
     // The shard is joined to the checkpoint directory: anything but a plain name could escape it.
     if (shard.empty() || shard == "." || shard == ".." ||
         shard.find_first_of(std::string_view("/\\\0", 3)) != std::string::npos)
-      throw InvalidInputError(source + ": shard " + quote(shard) + " of tensor " +
-                              quote(item.key()) +
+      throw InvalidInputError(source + ": shard " + quote(shard) + " of tensor " + quote(item.key()) +
                               " is not a plain file name in the checkpoint directory");
     out.emplace(item.key(), shard);
   }

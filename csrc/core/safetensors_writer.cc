@@ -49,8 +49,8 @@ uint64_t checked_nbytes(const TensorView& t, const std::string& path) {
   uint64_t nbytes = 0;
   if (__builtin_mul_overflow(numel, dtype_size(t.dtype), &nbytes)) fail("byte size overflows");
   if (nbytes != t.nbytes)
-    fail("nbytes is " + std::to_string(t.nbytes) + " but the shape of " + dtype_name(t.dtype) +
-         " needs " + std::to_string(nbytes));
+    fail("nbytes is " + std::to_string(t.nbytes) + " but the shape of " + dtype_name(t.dtype) + " needs " +
+         std::to_string(nbytes));
   if (nbytes > 0 && t.data == nullptr) fail("data is null");
   return nbytes;
 }
@@ -59,16 +59,13 @@ uint64_t checked_nbytes(const TensorView& t, const std::string& path) {
 // sorting by it descending, then by name, lays tensors out exactly as the reference writer does.
 // The FNUZ float8 types are not in the reference; they go with the other 1-byte types.
 constexpr DType kLayoutOrder[] = {
-    DType::BOOL,    DType::U8,          DType::I8,          DType::F8_E5M2, DType::F8_E4M3,
-    DType::F8_E8M0, DType::F8_E4M3FNUZ, DType::F8_E5M2FNUZ, DType::I16,     DType::U16,
-    DType::F16,     DType::BF16,        DType::I32,         DType::U32,     DType::F32,
-    DType::C64,     DType::F64,         DType::I64,         DType::U64};
+    DType::BOOL,        DType::U8,  DType::I8,  DType::F8_E5M2, DType::F8_E4M3, DType::F8_E8M0, DType::F8_E4M3FNUZ,
+    DType::F8_E5M2FNUZ, DType::I16, DType::U16, DType::F16,     DType::BF16,    DType::I32,     DType::U32,
+    DType::F32,         DType::C64, DType::F64, DType::I64,     DType::U64};
 
 size_t layout_rank(DType dtype) {
-  return std::find(std::begin(kLayoutOrder), std::end(kLayoutOrder), dtype) -
-         std::begin(kLayoutOrder);
+  return std::find(std::begin(kLayoutOrder), std::end(kLayoutOrder), dtype) - std::begin(kLayoutOrder);
 }
-
 
 }  // namespace
 
@@ -82,12 +79,10 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
   std::vector<uint64_t> sizes(tensors.size());
   for (size_t i = 0; i < tensors.size(); ++i) {
     const auto& t = tensors[i];
-    if (!is_utf8(t.name))
-      throw InvalidInputError(path + ": tensor name #" + std::to_string(i) + " is not valid UTF-8");
+    if (!is_utf8(t.name)) throw InvalidInputError(path + ": tensor name #" + std::to_string(i) + " is not valid UTF-8");
     if (t.name == "__metadata__")
       throw InvalidInputError(path + ": '__metadata__' is reserved and cannot name a tensor");
-    if (!seen.insert(t.name).second)
-      throw InvalidInputError(path + ": duplicate tensor name '" + t.name + "'");
+    if (!seen.insert(t.name).second) throw InvalidInputError(path + ": duplicate tensor name '" + t.name + "'");
     sizes[i] = checked_nbytes(t, path);
   }
 
@@ -105,17 +100,15 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
   uint64_t offset = 0;
   for (size_t i : order) {
     const auto& t = tensors[i];
-    header[t.name] = {{"dtype", dtype_name(t.dtype)},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + sizes[i]}}};
+    header[t.name] = {
+        {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + sizes[i]}}};
     offset += sizes[i];
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // 8 + N is a multiple of 8
   if (text.size() > kMaxHeaderSize)
     throw InvalidInputError(path + ": header of " + std::to_string(text.size()) +
-                            " bytes exceeds the readers' limit of " +
-                            std::to_string(kMaxHeaderSize));
+                            " bytes exceeds the readers' limit of " + std::to_string(kMaxHeaderSize));
   uint8_t prefix[8];
   for (int b = 0; b < 8; ++b) prefix[b] = static_cast<uint8_t>(uint64_t{text.size()} >> (8 * b));
 

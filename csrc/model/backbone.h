@@ -67,7 +67,8 @@ class Backbone : public torch::nn::Module {
   virtual int64_t max_length() const = 0;
 };
 
-using BackboneFactory = std::function<std::shared_ptr<Backbone>(const nlohmann::json& config, const std::string& source)>;
+using BackboneFactory =
+    std::function<std::shared_ptr<Backbone>(const nlohmann::json& config, const std::string& source)>;
 
 // Creates the backbone for config["model_type"]; InvalidInputError names the type and lists the
 // supported ones when there is no factory for it.

@@ -13,25 +13,44 @@ namespace unime::model {
 at::ScalarType to_scalar_type(core::DType dtype) {
   using core::DType;
   switch (dtype) {
-    case DType::BOOL: return at::kBool;
-    case DType::U8: return at::kByte;
-    case DType::I8: return at::kChar;
-    case DType::I16: return at::kShort;
-    case DType::U16: return at::kUInt16;
-    case DType::F16: return at::kHalf;
-    case DType::BF16: return at::kBFloat16;
-    case DType::I32: return at::kInt;
-    case DType::U32: return at::kUInt32;
-    case DType::F32: return at::kFloat;
-    case DType::F64: return at::kDouble;
-    case DType::I64: return at::kLong;
-    case DType::U64: return at::kUInt64;
-    case DType::C64: return at::kComplexFloat;
-    case DType::F8_E4M3: return at::kFloat8_e4m3fn;
-    case DType::F8_E5M2: return at::kFloat8_e5m2;
-    case DType::F8_E8M0: return at::kFloat8_e8m0fnu;
-    case DType::F8_E4M3FNUZ: return at::kFloat8_e4m3fnuz;
-    case DType::F8_E5M2FNUZ: return at::kFloat8_e5m2fnuz;
+    case DType::BOOL:
+      return at::kBool;
+    case DType::U8:
+      return at::kByte;
+    case DType::I8:
+      return at::kChar;
+    case DType::I16:
+      return at::kShort;
+    case DType::U16:
+      return at::kUInt16;
+    case DType::F16:
+      return at::kHalf;
+    case DType::BF16:
+      return at::kBFloat16;
+    case DType::I32:
+      return at::kInt;
+    case DType::U32:
+      return at::kUInt32;
+    case DType::F32:
+      return at::kFloat;
+    case DType::F64:
+      return at::kDouble;
+    case DType::I64:
+      return at::kLong;
+    case DType::U64:
+      return at::kUInt64;
+    case DType::C64:
+      return at::kComplexFloat;
+    case DType::F8_E4M3:
+      return at::kFloat8_e4m3fn;
+    case DType::F8_E5M2:
+      return at::kFloat8_e5m2;
+    case DType::F8_E8M0:
+      return at::kFloat8_e8m0fnu;
+    case DType::F8_E4M3FNUZ:
+      return at::kFloat8_e4m3fnuz;
+    case DType::F8_E5M2FNUZ:
+      return at::kFloat8_e5m2fnuz;
   }
   throw InvalidInputError("unknown safetensors dtype");
 }
@@ -39,26 +58,46 @@ at::ScalarType to_scalar_type(core::DType dtype) {
 core::DType to_dtype(at::ScalarType type) {
   using core::DType;
   switch (type) {
-    case at::kBool: return DType::BOOL;
-    case at::kByte: return DType::U8;
-    case at::kChar: return DType::I8;
-    case at::kShort: return DType::I16;
-    case at::kUInt16: return DType::U16;
-    case at::kHalf: return DType::F16;
-    case at::kBFloat16: return DType::BF16;
-    case at::kInt: return DType::I32;
-    case at::kUInt32: return DType::U32;
-    case at::kFloat: return DType::F32;
-    case at::kDouble: return DType::F64;
-    case at::kLong: return DType::I64;
-    case at::kUInt64: return DType::U64;
-    case at::kComplexFloat: return DType::C64;
-    case at::kFloat8_e4m3fn: return DType::F8_E4M3;
-    case at::kFloat8_e5m2: return DType::F8_E5M2;
-    case at::kFloat8_e8m0fnu: return DType::F8_E8M0;
-    case at::kFloat8_e4m3fnuz: return DType::F8_E4M3FNUZ;
-    case at::kFloat8_e5m2fnuz: return DType::F8_E5M2FNUZ;
-    default: throw InvalidInputError(std::string("dtype ") + c10::toString(type) + " cannot be stored in safetensors");
+    case at::kBool:
+      return DType::BOOL;
+    case at::kByte:
+      return DType::U8;
+    case at::kChar:
+      return DType::I8;
+    case at::kShort:
+      return DType::I16;
+    case at::kUInt16:
+      return DType::U16;
+    case at::kHalf:
+      return DType::F16;
+    case at::kBFloat16:
+      return DType::BF16;
+    case at::kInt:
+      return DType::I32;
+    case at::kUInt32:
+      return DType::U32;
+    case at::kFloat:
+      return DType::F32;
+    case at::kDouble:
+      return DType::F64;
+    case at::kLong:
+      return DType::I64;
+    case at::kUInt64:
+      return DType::U64;
+    case at::kComplexFloat:
+      return DType::C64;
+    case at::kFloat8_e4m3fn:
+      return DType::F8_E4M3;
+    case at::kFloat8_e5m2:
+      return DType::F8_E5M2;
+    case at::kFloat8_e8m0fnu:
+      return DType::F8_E8M0;
+    case at::kFloat8_e4m3fnuz:
+      return DType::F8_E4M3FNUZ;
+    case at::kFloat8_e5m2fnuz:
+      return DType::F8_E5M2FNUZ;
+    default:
+      throw InvalidInputError(std::string("dtype ") + c10::toString(type) + " cannot be stored in safetensors");
   }
 }
 

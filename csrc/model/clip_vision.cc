@@ -78,8 +78,8 @@ at::Tensor ClipEncoderLayer::forward(const at::Tensor& x) const {
 }
 
 ClipVisionTower::ClipVisionTower(const ClipVisionConfig& c, int64_t num_layers_to_run) : config_(c) {
-  TORCH_CHECK_VALUE(num_layers_to_run >= 0 && num_layers_to_run <= c.num_hidden_layers,
-                    "vision feature layer selects ", num_layers_to_run, " of ", c.num_hidden_layers, " layers");
+  TORCH_CHECK_VALUE(num_layers_to_run >= 0 && num_layers_to_run <= c.num_hidden_layers, "vision feature layer selects ",
+                    num_layers_to_run, " of ", c.num_hidden_layers, " layers");
   const auto D = c.hidden_size;
   class_embedding = register_parameter("class_embedding", placeholder({D}), false);
   patch_embedding =

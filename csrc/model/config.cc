@@ -22,7 +22,9 @@ nlohmann::json with_defaults(const nlohmann::json& config, const std::string& ta
   return out;
 }
 
-bool is_decoder_model_type(const std::string& t) { return t == "llama" || t == "mistral" || t == "qwen2" || t == "phi3"; }
+bool is_decoder_model_type(const std::string& t) {
+  return t == "llama" || t == "mistral" || t == "qwen2" || t == "phi3";
+}
 
 namespace {
 
@@ -55,9 +57,11 @@ void read_rope(DecoderConfig& c, const nlohmann::json& json, const std::string& 
   // silently computing different embeddings.
   if (json.contains("rope_scaling") && !json["rope_scaling"].is_null()) {
     const auto& rs = json["rope_scaling"];
-    std::string type = rs.is_object() ? get_or<std::string>(rs, "rope_type", get_or<std::string>(rs, "type", "", source), source) : "";
+    std::string type =
+        rs.is_object() ? get_or<std::string>(rs, "rope_type", get_or<std::string>(rs, "type", "", source), source) : "";
     if (type != "default")
-      throw InvalidInputError(source + ": rope_scaling " + rs.dump() + " is not supported yet (only the default rotary embedding)");
+      throw InvalidInputError(source + ": rope_scaling " + rs.dump() +
+                              " is not supported yet (only the default rotary embedding)");
   }
   if (json.contains("partial_rotary_factor") && get_or<double>(json, "partial_rotary_factor", 1.0, source) != 1.0)
     throw InvalidInputError(source + ": partial_rotary_factor != 1 is not supported");
@@ -82,7 +86,8 @@ DecoderConfig DecoderConfig::from_json(const nlohmann::json& raw, const std::str
   c.num_key_value_heads = get_or<int64_t>(json, "num_key_value_heads", c.num_attention_heads, source);
   if (c.num_attention_heads <= 0 || c.hidden_size <= 0 || c.intermediate_size <= 0 || c.vocab_size <= 0 ||
       c.num_hidden_layers <= 0 || c.num_key_value_heads <= 0)
-    throw InvalidInputError(source + ": sizes (vocab_size, hidden_size, intermediate_size, num_hidden_layers, "
+    throw InvalidInputError(source +
+                            ": sizes (vocab_size, hidden_size, intermediate_size, num_hidden_layers, "
                             "num_attention_heads, num_key_value_heads) must be positive");
   c.head_dim = get_or<int64_t>(json, "head_dim", c.hidden_size / c.num_attention_heads, source);
   if (c.head_dim <= 0 || c.head_dim % 2 != 0)
@@ -90,8 +95,8 @@ DecoderConfig DecoderConfig::from_json(const nlohmann::json& raw, const std::str
                             std::to_string(c.head_dim));
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     throw InvalidInputError(source + ": num_attention_heads (" + std::to_string(c.num_attention_heads) +
-                            ") must be a multiple of num_key_value_heads (" +
-                            std::to_string(c.num_key_value_heads) + ")");
+                            ") must be a multiple of num_key_value_heads (" + std::to_string(c.num_key_value_heads) +
+                            ")");
   c.max_position_embeddings = get_or<int64_t>(json, "max_position_embeddings", 0, source);
   c.rms_norm_eps = get_or<double>(json, "rms_norm_eps", 1e-6, source);
   c.hidden_act = get_or<std::string>(json, "hidden_act", "silu", source);

@@ -23,8 +23,8 @@ struct DecoderConfig {
   int64_t intermediate_size = 0;
   int64_t num_hidden_layers = 0;
   int64_t num_attention_heads = 0;
-  int64_t num_key_value_heads = 0;  // == num_attention_heads when absent (plain multi-head)
-  int64_t head_dim = 0;             // hidden_size / num_attention_heads when absent
+  int64_t num_key_value_heads = 0;      // == num_attention_heads when absent (plain multi-head)
+  int64_t head_dim = 0;                 // hidden_size / num_attention_heads when absent
   int64_t max_position_embeddings = 0;  // the longest input the model takes (0: unknown)
   double rms_norm_eps = 1e-6;
   RotaryConfig rope;

@@ -117,8 +117,7 @@ at::Tensor DecoderLayer::forward_packed(const at::Tensor& x, const RotaryTables&
   return h + mlp->forward(post_attention_layernorm->forward(h));
 }
 
-Decoder::Decoder(const DecoderConfig& c)
-    : config_(c), rotary_(make_rotary_embedding(c.rope, c.head_dim)) {
+Decoder::Decoder(const DecoderConfig& c) : config_(c), rotary_(make_rotary_embedding(c.rope, c.head_dim)) {
   embed_tokens = register_module("embed_tokens", std::make_shared<Embedding>(c.vocab_size, c.hidden_size));
   auto list = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
@@ -135,12 +134,13 @@ void Decoder::check_input_ids(const at::Tensor& input_ids) const {
   if (input_ids.numel() > 0) {
     auto lo = input_ids.min().item<int64_t>(), hi = input_ids.max().item<int64_t>();
     if (lo < 0 || hi >= config_.vocab_size)
-      throw InvalidInputError("input_ids: token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the vocabulary [0, " +
-                              std::to_string(config_.vocab_size) + ")");
+      throw InvalidInputError("input_ids: token id " + std::to_string(lo < 0 ? lo : hi) +
+                              " is outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")");
   }
 }
 
-at::Tensor Decoder::run_layer(size_t, const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& h) const {
+at::Tensor Decoder::run_layer(size_t, const std::function<at::Tensor(const at::Tensor&)>& fn,
+                              const at::Tensor& h) const {
   return checkpointing_ ? checkpointed(fn, h) : fn(h);
 }
 
@@ -174,7 +174,8 @@ at::Tensor Decoder::last_token_hidden_packed(const at::Tensor& packed_embeds, co
   auto h = packed_embeds;
   for (size_t i = 0; i < layers.size(); ++i) {
     const bool last = i + 1 == layers.size();
-    h = run_layer(i, [&](const at::Tensor& x) { return layers[i]->forward_packed(x, rope, packed, last); }, h);
+    h = run_layer(
+        i, [&](const at::Tensor& x) { return layers[i]->forward_packed(x, rope, packed, last); }, h);
   }
   return norm->forward(h);
 }
@@ -184,19 +185,22 @@ at::Tensor Decoder::forward_embeds(const at::Tensor& inputs_embeds, const at::Te
   TORCH_CHECK_VALUE(inputs_embeds.dim() == 3 && inputs_embeds.size(2) == config_.hidden_size,
                     "inputs_embeds must be (batch, length, ", config_.hidden_size, "), got ", inputs_embeds.sizes());
   const auto B = inputs_embeds.size(0), L = inputs_embeds.size(1);
-  TORCH_CHECK_VALUE(attention_mask.sizes() == inputs_embeds.sizes().slice(0, 2), "attention_mask must be (batch, length) = ",
-                    inputs_embeds.sizes().slice(0, 2), ", got ", attention_mask.sizes());
-  auto positions = position_ids.defined()
-                       ? position_ids.to(inputs_embeds.device())
-                       : at::arange(L, at::TensorOptions().dtype(at::kLong).device(inputs_embeds.device())).expand({B, L});
+  TORCH_CHECK_VALUE(attention_mask.sizes() == inputs_embeds.sizes().slice(0, 2),
+                    "attention_mask must be (batch, length) = ", inputs_embeds.sizes().slice(0, 2), ", got ",
+                    attention_mask.sizes());
+  auto positions =
+      position_ids.defined()
+          ? position_ids.to(inputs_embeds.device())
+          : at::arange(L, at::TensorOptions().dtype(at::kLong).device(inputs_embeds.device())).expand({B, L});
   TORCH_CHECK_VALUE(positions.size(-1) == L && positions.size(-2) == B, "position_ids must end in (batch, length) = (",
                     B, ", ", L, "), got ", positions.sizes());
   auto table = rotary_->tables(positions, inputs_embeds.scalar_type());  // (..., B, L, d)
-  RotaryTables rope{table.cos.unsqueeze(-3), table.sin.unsqueeze(-3)};  // broadcast over heads
+  RotaryTables rope{table.cos.unsqueeze(-3), table.sin.unsqueeze(-3)};   // broadcast over heads
   auto mask = build_attention_mask(attention_mask.to(inputs_embeds.device()), config_.sliding_window);
   auto h = inputs_embeds;
   for (size_t i = 0; i < layers.size(); ++i)
-    h = run_layer(i, [&](const at::Tensor& x) { return layers[i]->forward(x, rope, mask); }, h);
+    h = run_layer(
+        i, [&](const at::Tensor& x) { return layers[i]->forward(x, rope, mask); }, h);
   return norm->forward(h);
 }
 

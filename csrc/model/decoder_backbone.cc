@@ -6,8 +6,8 @@
 #include "model/decoder_weight_map.h"
 
 namespace unime::model {
-// Checkpoints of LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Phi3ForCausalLM (and the headless *Model) store the decoder
-// below "model."; the language-model head is not needed for embeddings, and old checkpoints also
+// Checkpoints of LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Phi3ForCausalLM (and the headless *Model)
+// store the decoder below "model."; the language-model head is not needed for embeddings, and old checkpoints also
 // saved rotary inverse frequencies, which are recomputed.
 DecoderBackbone::DecoderBackbone(const DecoderConfig& config)
     : map_(decoder_weight_map().with_prefixes("model.", "decoder.",

@@ -72,8 +72,9 @@ at::Tensor EmbeddingModel::encode(const EncodeBatch& batch, bool normalize, bool
 at::Tensor EmbeddingModel::encode_inputs(const std::vector<EncodeInput>& inputs, const ProcessOptions& options,
                                          bool normalize, ProcessedBatch* processed) const {
   if (!processor_)
-    throw InvalidInputError("this checkpoint has no tokenizer.json next to config.json: encoding texts and images "
-                            "needs one (token ids can be encoded directly)");
+    throw InvalidInputError(
+        "this checkpoint has no tokenizer.json next to config.json: encoding texts and images "
+        "needs one (token ids can be encoded directly)");
   auto batch = processor_->process(inputs, options);
   at::Tensor out = batch.rows.empty() ? at::empty({0, hidden_size()}, at::TensorOptions().dtype(dtype_).device(device_))
                                       : encode(batch.batch, normalize);

@@ -18,13 +18,14 @@ bool is_placeholder(const at::Tensor& t);
 
 // LoRA hyper-parameters, as PEFT's LoraConfig names them.
 struct LoraConfig {
-  int64_t rank = 8;          // r
-  double alpha = 8.0;        // lora_alpha
-  double dropout = 0.0;      // lora_dropout, on the adapter's input only, in training mode
-  bool use_rslora = false;   // scaling alpha / sqrt(r) instead of alpha / r
-  std::string init = "kaiming";  // A: "kaiming" (PEFT's default, U(-1/sqrt(in), 1/sqrt(in))) or "gaussian" (N(0, 1/r)); B = 0
+  int64_t rank = 8;         // r
+  double alpha = 8.0;       // lora_alpha
+  double dropout = 0.0;     // lora_dropout, on the adapter's input only, in training mode
+  bool use_rslora = false;  // scaling alpha / sqrt(r) instead of alpha / r
+  std::string init =
+      "kaiming";  // A: "kaiming" (PEFT's default, U(-1/sqrt(in), 1/sqrt(in))) or "gaussian" (N(0, 1/r)); B = 0
   double scaling() const;
-  void validate() const;     // InvalidInputError naming the bad field
+  void validate() const;  // InvalidInputError naming the bad field
 };
 
 // y = x W^T + b (+ scaling * B(A(dropout(x))) with an adapter). weight: (out, in) as Hugging Face

@@ -18,11 +18,12 @@ using core::get_required;
 LlavaNextModelConfig LlavaNextModelConfig::from_json(const nlohmann::json& raw, const std::string& source) {
   const auto json = with_defaults(raw, "llava_next");
   LlavaNextModelConfig c;
-  auto text = json.contains("text_config") && json["text_config"].is_object() ? json["text_config"] : nlohmann::json::object();
+  auto text =
+      json.contains("text_config") && json["text_config"].is_object() ? json["text_config"] : nlohmann::json::object();
   if (!text.contains("model_type")) text["model_type"] = json["text_config_model_type"];
   c.text = DecoderConfig::from_json(text, source + " (text_config)");
   auto vision = json.contains("vision_config") && json["vision_config"].is_object() ? json["vision_config"]
-                                                                                       : nlohmann::json::object();
+                                                                                    : nlohmann::json::object();
   c.vision = ClipVisionConfig::from_json(vision, "llava_next.vision_config", source + " (vision_config)");
   c.image = core::image::LlavaNextConfig::from_json(json, source);
   c.image_token_index = get_required<int64_t>(json, "image_token_index", source);
@@ -62,20 +63,22 @@ WeightMap llava_next_weight_map() {
                           {"multi_modal_projector.", "model.multi_modal_projector."},
                           ""};
   WeightSection newline{{{"image_newline", "image_newline"}}, {"", "model."}, ""};
-  return WeightMap({decoder, vision, projector, newline},
-                   {"language_model.lm_head.weight", "lm_head.weight",
-                    "vision_tower.vision_model.post_layernorm.weight", "vision_tower.vision_model.post_layernorm.bias",
-                    "model.vision_tower.vision_model.post_layernorm.weight",
-                    "model.vision_tower.vision_model.post_layernorm.bias",
-                    "language_model.model.layers.{L}.self_attn.rotary_emb.inv_freq"});
+  return WeightMap(
+      {decoder, vision, projector, newline},
+      {"language_model.lm_head.weight", "lm_head.weight", "vision_tower.vision_model.post_layernorm.weight",
+       "vision_tower.vision_model.post_layernorm.bias", "model.vision_tower.vision_model.post_layernorm.weight",
+       "model.vision_tower.vision_model.post_layernorm.bias",
+       "language_model.model.layers.{L}.self_attn.rotary_emb.inv_freq"});
 }
 }  // namespace
 
 LlavaNextBackbone::LlavaNextBackbone(const LlavaNextModelConfig& config)
     : config_(config), map_(llava_next_weight_map()) {
-  vision_tower = register_module("vision_tower", std::make_shared<ClipVisionTower>(config.vision, config.vision_layers_to_run()));
+  vision_tower =
+      register_module("vision_tower", std::make_shared<ClipVisionTower>(config.vision, config.vision_layers_to_run()));
   const auto D = config.text.hidden_size;
-  projector_1 = register_module("projector_1", std::make_shared<Linear>(config.vision.hidden_size, D, config.projector_bias));
+  projector_1 =
+      register_module("projector_1", std::make_shared<Linear>(config.vision.hidden_size, D, config.projector_bias));
   projector_2 = register_module("projector_2", std::make_shared<Linear>(D, D, config.projector_bias));
   image_newline = register_parameter("image_newline", placeholder({D}), false);
   decoder = register_module("decoder", std::make_shared<Decoder>(config.text));
@@ -100,7 +103,8 @@ at::Tensor LlavaNextBackbone::image_features(const std::vector<ImageInput>& imag
     auto layout = core::image::llava_next_layout(im.height, im.width, config_.image);
     const int64_t patches = 1 + layout.tiles_h * layout.tiles_w;
     TORCH_CHECK_VALUE(im.pixel_values.dim() == 4 && im.pixel_values.size(0) >= patches, "image ", i, " (", im.height,
-                      "x", im.width, ") needs ", patches, " patches of pixel_values, got shape ", im.pixel_values.sizes());
+                      "x", im.width, ") needs ", patches, " patches of pixel_values, got shape ",
+                      im.pixel_values.sizes());
     pixels.push_back(im.pixel_values.narrow(0, 0, patches));  // drop batch padding patches
     layouts.push_back(layout);
   }
@@ -161,8 +165,9 @@ at::Tensor LlavaNextBackbone::last_hidden_state(const EncodeBatch& batch) const 
 
 at::Tensor LlavaNextBackbone::last_token_hidden(const EncodeBatch& batch) const {
   decoder->check_input_ids(batch.input_ids);
-  TORCH_CHECK_VALUE(batch.attention_mask.sizes() == batch.input_ids.sizes(), "attention_mask must have input_ids' shape ",
-                    batch.input_ids.sizes(), ", got ", batch.attention_mask.sizes());
+  TORCH_CHECK_VALUE(batch.attention_mask.sizes() == batch.input_ids.sizes(),
+                    "attention_mask must have input_ids' shape ", batch.input_ids.sizes(), ", got ",
+                    batch.attention_mask.sizes());
   auto packed = pack_sequences(batch.attention_mask, batch.input_ids.device());
   auto tokens = batch.input_ids.reshape(-1).index_select(0, packed.token_index);
   return decoder->last_token_hidden_packed(embed_with_images(tokens, batch.images), packed,

@@ -18,8 +18,8 @@ struct LlavaNextModelConfig {
   ClipVisionConfig vision;
   core::image::LlavaNextConfig image;  // grid pinpoints, crop size, normalisation
   int64_t image_token_index = 32000;
-  int64_t vision_feature_layer = -2;   // index into CLIP's hidden states (embeddings, layer 1, ...)
-  bool drop_cls = true;                // vision_feature_select_strategy "default" (vs "full")
+  int64_t vision_feature_layer = -2;  // index into CLIP's hidden states (embeddings, layer 1, ...)
+  bool drop_cls = true;               // vision_feature_select_strategy "default" (vs "full")
   bool projector_bias = true;
   static LlavaNextModelConfig from_json(const nlohmann::json& json, const std::string& source);
   int64_t vision_layers_to_run() const;

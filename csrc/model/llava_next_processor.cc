@@ -30,7 +30,8 @@ void LlavaNextProcessor::expand_image(Item& item) const {
     throw InvalidInputError("prompt '" + item.prompt + "' tokenized to " + std::to_string(where.size()) +
                             " image tokens (id " + std::to_string(image_token_id_) +
                             "); the tokenizer must have the image placeholder as one added token");
-  const auto count = core::image::llava_next_layout(item.image->height, item.image->width, image_config_).num_image_tokens;
+  const auto count =
+      core::image::llava_next_layout(item.image->height, item.image->width, image_config_).num_image_tokens;
   const auto at = where.front();
   item.ids.insert(item.ids.begin() + static_cast<std::ptrdiff_t>(at), static_cast<size_t>(count - 1), image_token_id_);
   item.image_begin = at;

@@ -71,9 +71,9 @@ std::vector<std::string> add_lora(Backbone& backbone, const LoraTargets& targets
     if (hit) chosen.emplace_back(item.key(), linear);
   }
   if (chosen.empty())
-    throw InvalidInputError("LoRA target_modules " + (re ? core::quote(targets.regex) : core::join(targets.modules, ", ")) +
-                            " matched no Linear layer" +
-                            (targets.components.empty() ? "" : " in " + core::join(targets.components, ", ")));
+    throw InvalidInputError(
+        "LoRA target_modules " + (re ? core::quote(targets.regex) : core::join(targets.modules, ", ")) +
+        " matched no Linear layer" + (targets.components.empty() ? "" : " in " + core::join(targets.components, ", ")));
   if (!re)
     for (const auto& name : targets.modules)
       if (!matched_names.count(name))

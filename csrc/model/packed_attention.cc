@@ -128,11 +128,12 @@ at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at:
 
 }  // namespace
 
-at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedSequences& packed,
-                            const AttentionMaskSpec& mask, bool last_only, double scale) {
+at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const PackedSequences& packed, const AttentionMaskSpec& mask, bool last_only,
+                            double scale) {
   TORCH_CHECK_VALUE(!last_only || mask.causal, "packed_attention: last_only needs causal attention");
-  TORCH_CHECK_VALUE(q.dim() == 3 && k.dim() == 3 && v.sizes() == k.sizes() && q.size(2) == k.size(2) &&
-                        k.size(1) > 0 && q.size(1) % k.size(1) == 0,
+  TORCH_CHECK_VALUE(q.dim() == 3 && k.dim() == 3 && v.sizes() == k.sizes() && q.size(2) == k.size(2) && k.size(1) > 0 &&
+                        q.size(1) % k.size(1) == 0,
                     "packed_attention: expected q (Tq, H, d), k and v (T, Hkv, d) with H a multiple of Hkv, got q ",
                     q.sizes(), ", k ", k.sizes(), ", v ", v.sizes());
   TORCH_CHECK_VALUE(k.size(0) == packed.offsets.back() && q.size(0) == (last_only ? packed.batch() : k.size(0)),

@@ -41,7 +41,7 @@ struct AttentionMaskSpec {
 // which sees every key of its sequence (within the window): the last decoder layer only needs those rows.
 // Returns (Tq, H, d). Uses flash attention's varlen kernel for fp16/bf16 on CUDA, and per-sequence
 // scaled_dot_product_attention otherwise; both are differentiable.
-at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedSequences& packed,
-                            const AttentionMaskSpec& mask, bool last_only, double scale);
+at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const PackedSequences& packed, const AttentionMaskSpec& mask, bool last_only, double scale);
 
 }  // namespace unime::model

@@ -14,7 +14,8 @@ at::Tensor last_token_indices(const at::Tensor& attention_mask) {
     auto row = (~has_token).nonzero().flatten()[0].item<int64_t>();
     throw InvalidInputError("attention_mask row " + std::to_string(row) + " has no real token");
   }
-  auto positions = at::arange(attention_mask.size(1), at::TensorOptions().dtype(at::kLong).device(attention_mask.device()));
+  auto positions =
+      at::arange(attention_mask.size(1), at::TensorOptions().dtype(at::kLong).device(attention_mask.device()));
   return (positions.unsqueeze(0) * real.to(at::kLong)).amax(1);
 }
 

@@ -21,7 +21,8 @@ std::string Processor::prompt(const EncodeInput& input, const ProcessOptions& op
   const bool has_image = input.image.has_value();
   if (input.prompt) return raw_prompt(input);
   const auto& custom = has_image ? options.image_template : options.text_template;
-  if (!custom) return core::prompt::build_prompt(*template_, input.text, has_image, input.instruction, options.prompt_kind);
+  if (!custom)
+    return core::prompt::build_prompt(*template_, input.text, has_image, input.instruction, options.prompt_kind);
   if (input.instruction)
     throw InvalidInputError("an instruction cannot go with a custom prompt template: write it into the template");
   return core::prompt::fill_template(*template_, *custom, input.text, has_image);
@@ -34,8 +35,9 @@ std::string Processor::raw_prompt(const EncodeInput& input) const {
   const auto at = p.find(kImageTag);
   const bool tagged = at != std::string::npos;
   if (tagged != input.image.has_value())
-    throw InvalidInputError(input.image ? std::string("the prompt has no ") + kImageTag + " tag for the image"
-                                        : std::string("the prompt has an ") + kImageTag + " tag but the input has no image");
+    throw InvalidInputError(input.image
+                                ? std::string("the prompt has no ") + kImageTag + " tag for the image"
+                                : std::string("the prompt has an ") + kImageTag + " tag but the input has no image");
   if (tagged && p.find(kImageTag, at + 1) != std::string::npos)
     throw InvalidInputError(std::string("the prompt has more than one ") + kImageTag + " tag (one image per input)");
   if (tagged && template_->image_placeholder.empty())

@@ -55,9 +55,9 @@ struct ProcessOptions {
 
 struct ProcessedBatch {
   EncodeBatch batch;
-  std::vector<int64_t> rows;             // the input index of each batch row
-  std::vector<core::ItemError> errors;   // inputs left out (skip_errors), sorted by index
-  std::vector<std::string> prompts;      // the prompt of each row
+  std::vector<int64_t> rows;            // the input index of each batch row
+  std::vector<core::ItemError> errors;  // inputs left out (skip_errors), sorted by index
+  std::vector<std::string> prompts;     // the prompt of each row
 };
 
 class Processor {

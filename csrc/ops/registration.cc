@@ -11,20 +11,25 @@ TORCH_LIBRARY(unime, m) {
   // x (..., D), weight (D,) -> (..., D): Llama's RMSNorm, normalised in fp32, returned in x's dtype.
   m.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
   // x (..., in), weight (out, in), lora_a (r, in), lora_b (out, r) -> (..., out): PEFT's LoRA Linear.
-  m.def("lora_linear(Tensor x, Tensor weight, Tensor? bias, Tensor lora_a, Tensor lora_b, float scaling, "
-        "Tensor? lora_x=None) -> Tensor");
+  m.def(
+      "lora_linear(Tensor x, Tensor weight, Tensor? bias, Tensor lora_a, Tensor lora_b, float scaling, "
+      "Tensor? lora_x=None) -> Tensor");
   // student (n, ds), teacher (n, dt) -> 0-d: KL of the row-softmaxes of e e^T / tau (UniME stage 1).
-  m.def("similarity_kl(Tensor student, Tensor teacher, float temperature=0.05, str direction=\"student_teacher\", "
-        "str reduction=\"sum\", bool normalize=False) -> Tensor");
+  m.def(
+      "similarity_kl(Tensor student, Tensor teacher, float temperature=0.05, str direction=\"student_teacher\", "
+      "str reduction=\"sum\", bool normalize=False) -> Tensor");
   // query (B, d), candidate (N >= B, d), negatives (B, m, d) -> (0-d InfoNCE, (B, k) int64 hard negatives used).
-  m.def("hard_negative_infonce(Tensor query, Tensor candidate, Tensor? negatives=None, int k=8, float beta=0.1, "
-        "float temperature=0.02, bool all_in_batch=False, bool normalize=False) -> (Tensor, Tensor)");
+  m.def(
+      "hard_negative_infonce(Tensor query, Tensor candidate, Tensor? negatives=None, int k=8, float beta=0.1, "
+      "float temperature=0.02, bool all_in_batch=False, bool normalize=False) -> (Tensor, Tensor)");
   // query (B, d), candidates (B, 1+k, d), judge (B, 1+k) -> 0-d: UniME-V2's symmetric KL, log(x + eps) as released.
-  m.def("judge_alignment(Tensor query, Tensor candidates, Tensor judge_scores, float temperature=0.02, "
-        "float eps=1e-08, bool normalize=False) -> Tensor");
+  m.def(
+      "judge_alignment(Tensor query, Tensor candidates, Tensor judge_scores, float temperature=0.02, "
+      "float eps=1e-08, bool normalize=False) -> Tensor");
   // query (Q, d), corpus (N, d) -> ((Q, k) int64 global indices, (Q, k) scores): each query's top-k after exclusions.
-  m.def("mine_hard_negatives(Tensor query, Tensor corpus, int k, Tensor? max_score=None, Tensor? exclude=None, "
-        "Tensor? query_ids=None, Tensor? corpus_ids=None, int index_offset=0, int chunk_size=8192) -> (Tensor, Tensor)");
+  m.def(
+      "mine_hard_negatives(Tensor query, Tensor corpus, int k, Tensor? max_score=None, Tensor? exclude=None, "
+      "Tensor? query_ids=None, Tensor? corpus_ids=None, int index_offset=0, int chunk_size=8192) -> (Tensor, Tensor)");
 }
 
 namespace unime::ops {

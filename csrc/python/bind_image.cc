@@ -48,9 +48,8 @@ LlavaNextConfig to_config(const py::handle& obj) {
     py::gil_scoped_release release;
     return LlavaNextConfig::from_path(path);
   }
-  throw InvalidInputError(
-      "image config must be None, a dict, a path or a LlavaNextImageConfig, got " +
-      std::string(Py_TYPE(obj.ptr())->tp_name));
+  throw InvalidInputError("image config must be None, a dict, a path or a LlavaNextImageConfig, got " +
+                          std::string(Py_TYPE(obj.ptr())->tp_name));
 }
 
 py::dict layout_dict(const LlavaNextLayout& l, int64_t height, int64_t width) {
@@ -76,12 +75,10 @@ void bind_image(py::module_& m) {
   py::class_<LlavaNextConfig>(m, "LlavaNextImageConfig",
                               "LLaVA-NeXT image processor settings (grid pinpoints, crop, "
                               "normalisation, padding version). Read-only.")
-      .def(py::init([](const py::object& config) { return to_config(config); }),
-           py::arg("config") = py::none(),
+      .def(py::init([](const py::object& config) { return to_config(config); }), py::arg("config") = py::none(),
            "From None (llava-hf defaults), a dict, or a path to preprocessor_config.json / "
            "config.json / a directory holding one.")
-      .def_property_readonly("grid_pinpoints",
-                             [](const LlavaNextConfig& c) { return c.grid_pinpoints; })
+      .def_property_readonly("grid_pinpoints", [](const LlavaNextConfig& c) { return c.grid_pinpoints; })
       .def_readonly("crop_size", &LlavaNextConfig::crop_size)
       .def_readonly("shortest_edge", &LlavaNextConfig::shortest_edge)
       .def_readonly("patch_size", &LlavaNextConfig::patch_size)
@@ -151,8 +148,7 @@ void bind_image(py::module_& m) {
           const std::string what = "image " + std::to_string(i);
           arrays.push_back(rgb_array(images[i], what));
           try {
-            layouts.push_back(
-                core::image::llava_next_layout(arrays[i].shape(0), arrays[i].shape(1), c));
+            layouts.push_back(core::image::llava_next_layout(arrays[i].shape(0), arrays[i].shape(1), c));
           } catch (const InvalidInputError& e) {
             throw InvalidInputError(what + ": " + e.what());
           }
@@ -166,13 +162,13 @@ void bind_image(py::module_& m) {
         }
         {
           py::gil_scoped_release release;
-          core::throw_first(core::image::llava_next_preprocess_batch(views, c, layouts, outs, size_t(std::max<int64_t>(num_threads, 0))),
+          core::throw_first(core::image::llava_next_preprocess_batch(views, c, layouts, outs,
+                                                                     size_t(std::max<int64_t>(num_threads, 0))),
                             "image ");
         }
         py::list result;
         for (size_t i = 0; i < n; ++i)
-          result.append(
-              py::make_tuple(outputs[i], layout_dict(layouts[i], views[i].height, views[i].width)));
+          result.append(py::make_tuple(outputs[i], layout_dict(layouts[i], views[i].height, views[i].width)));
         return result;
       },
       py::arg("images"), py::arg("config") = py::none(), py::arg("num_threads") = 0,

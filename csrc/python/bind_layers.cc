@@ -10,8 +10,8 @@ void bind_layers(py::module_& root) {
   auto m = root.def_submodule("nn", "Model-layer building blocks (rotary tables, packed attention)");
   m.def(
       "packed_attention",
-      [](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::vector<int64_t>& lengths, bool causal,
-         std::optional<int64_t> sliding_window, bool last_only, std::optional<double> scale) {
+      [](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::vector<int64_t>& lengths,
+         bool causal, std::optional<int64_t> sliding_window, bool last_only, std::optional<double> scale) {
         auto packed = model::pack_lengths(lengths, q.device());
         model::AttentionMaskSpec mask{causal, sliding_window};
         return model::packed_attention(q, k, v, packed, mask, last_only,

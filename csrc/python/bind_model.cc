@@ -87,12 +87,11 @@ model::ProcessOptions to_options(const std::string& prompt, std::optional<std::s
   return o;
 }
 
-#define UNIME_PROCESS_ARGS                                                                                         \
-  py::arg("texts"), py::arg("images"), py::arg("instructions"), py::arg("prompts") = py::none(),                   \
-      py::arg("prompt") = "embed",                                                                                 \
-      py::arg("text_template") = py::none(), py::arg("image_template") = py::none(), py::arg("max_length") = 0, \
-      py::arg("truncate") = false, py::arg("padding_side") = "left", py::arg("num_threads") = 0,                   \
-      py::arg("skip_errors") = false
+#define UNIME_PROCESS_ARGS                                                                                 \
+  py::arg("texts"), py::arg("images"), py::arg("instructions"),                                            \
+      py::arg("prompts") = py::none(), py::arg("prompt") = "embed", py::arg("text_template") = py::none(), \
+      py::arg("image_template") = py::none(), py::arg("max_length") = 0, py::arg("truncate") = false,      \
+      py::arg("padding_side") = "left", py::arg("num_threads") = 0, py::arg("skip_errors") = false
 
 ProcessedBatch process(const model::Processor& p, const py::sequence& texts, const py::sequence& images,
                        const py::sequence& instructions, const py::object& prompts, const std::string& prompt,
@@ -109,8 +108,9 @@ ProcessedBatch process(const model::Processor& p, const py::sequence& texts, con
 
 const model::Processor& processor_of(const EmbeddingModel& m) {
   if (!m.processor())
-    throw InvalidInputError("this checkpoint has no tokenizer.json next to config.json: encoding texts and images "
-                            "needs one (use encode_ids with token ids)");
+    throw InvalidInputError(
+        "this checkpoint has no tokenizer.json next to config.json: encoding texts and images "
+        "needs one (use encode_ids with token ids)");
   return *m.processor();
 }
 }  // namespace
@@ -127,18 +127,20 @@ void bind_model(py::module_& m) {
       .def_property_readonly("images",
                              [](const ProcessedBatch& b) {
                                std::vector<ImageArg> out;
-                               for (const auto& im : b.batch.images) out.emplace_back(im.pixel_values, im.height, im.width);
+                               for (const auto& im : b.batch.images)
+                                 out.emplace_back(im.pixel_values, im.height, im.width);
                                return out;
                              })
       .def_readonly("rows", &ProcessedBatch::rows, "the input index of each row")
       .def_readonly("prompts", &ProcessedBatch::prompts)
-      .def_property_readonly("errors",
-                             [](const ProcessedBatch& b) {
-                               std::vector<std::pair<size_t, std::string>> out;
-                               for (const auto& e : b.errors) out.emplace_back(e.index, e.message);
-                               return out;
-                             },
-                             "(input index, message) of the inputs left out (skip_errors)");
+      .def_property_readonly(
+          "errors",
+          [](const ProcessedBatch& b) {
+            std::vector<std::pair<size_t, std::string>> out;
+            for (const auto& e : b.errors) out.emplace_back(e.index, e.message);
+            return out;
+          },
+          "(input index, message) of the inputs left out (skip_errors)");
 
   py::class_<model::Processor, std::shared_ptr<model::Processor>>(m, "Processor")
       .def("process", &process, UNIME_PROCESS_ARGS,
@@ -154,9 +156,9 @@ void bind_model(py::module_& m) {
           },
           py::arg("text") = py::none(), py::arg("has_image") = false, py::arg("instruction") = py::none(),
           py::arg("prompt") = "embed")
-      .def_property_readonly("tokenizer", [](const model::Processor& p) {
-        return std::const_pointer_cast<core::Tokenizer>(p.shared_tokenizer());
-      })
+      .def_property_readonly(
+          "tokenizer",
+          [](const model::Processor& p) { return std::const_pointer_cast<core::Tokenizer>(p.shared_tokenizer()); })
       .def_property_readonly("pad_token_id", &model::Processor::pad_token_id)
       .def_property_readonly("max_length", &model::Processor::max_length)
       .def_property_readonly("takes_images", &model::Processor::takes_images);
@@ -175,8 +177,8 @@ void bind_model(py::module_& m) {
           "Load a Hugging Face checkpoint directory. dtype: None = config.json's torch_dtype.")
       .def(
           "encode",
-          [](const EmbeddingModel& m, const at::Tensor& ids, const at::Tensor& mask, const std::vector<ImageArg>& images,
-             bool normalize, bool packed, std::optional<at::Tensor> position_ids) {
+          [](const EmbeddingModel& m, const at::Tensor& ids, const at::Tensor& mask,
+             const std::vector<ImageArg>& images, bool normalize, bool packed, std::optional<at::Tensor> position_ids) {
             return m.encode(make_batch(ids, mask, images, position_ids), normalize, packed);
           },
           py::arg("input_ids"), py::arg("attention_mask"), py::arg("images") = std::vector<ImageArg>{},
@@ -193,8 +195,8 @@ void bind_model(py::module_& m) {
           py::arg("batch"), py::arg("normalize") = true)
       .def(
           "last_hidden_state",
-          [](const EmbeddingModel& m, const at::Tensor& ids, const at::Tensor& mask, const std::vector<ImageArg>& images,
-             std::optional<at::Tensor> position_ids) {
+          [](const EmbeddingModel& m, const at::Tensor& ids, const at::Tensor& mask,
+             const std::vector<ImageArg>& images, std::optional<at::Tensor> position_ids) {
             return m.last_hidden_state(make_batch(ids, mask, images, position_ids));
           },
           py::arg("input_ids"), py::arg("attention_mask"), py::arg("images") = std::vector<ImageArg>{},
@@ -238,10 +240,14 @@ void bind_model(py::module_& m) {
             return out;
           },
           "(module path, tensor) for every parameter, sharing memory with the model")
-      .def("hf_name", [](const EmbeddingModel& m, const std::string& path) { return m.backbone().weight_map().to_hf(path); },
-           py::arg("module_path"), "The Hugging Face checkpoint name of a module parameter path (None if unmapped).")
-      .def("module_path", [](const EmbeddingModel& m, const std::string& hf) { return m.backbone().weight_map().to_module(hf); },
-           py::arg("hf_name"), "The module parameter path of a Hugging Face checkpoint name (None if unmapped).")
+      .def(
+          "hf_name",
+          [](const EmbeddingModel& m, const std::string& path) { return m.backbone().weight_map().to_hf(path); },
+          py::arg("module_path"), "The Hugging Face checkpoint name of a module parameter path (None if unmapped).")
+      .def(
+          "module_path",
+          [](const EmbeddingModel& m, const std::string& hf) { return m.backbone().weight_map().to_module(hf); },
+          py::arg("hf_name"), "The module parameter path of a Hugging Face checkpoint name (None if unmapped).")
       .def(
           "add_lora",
           [](EmbeddingModel& m, std::vector<std::string> modules, const std::string& regex,
@@ -261,9 +267,11 @@ void bind_model(py::module_& m) {
       .def("unmerge_lora", [](EmbeddingModel& m) { model::unmerge_lora(m.backbone()); })
       .def("hf_module_path",
            [](const EmbeddingModel& m, const std::string& path) { return model::hf_module_path(m.backbone(), path); })
-      .def("train", [](EmbeddingModel& m, bool on) { m.backbone().train(on); }, py::arg("mode") = true)
+      .def(
+          "train", [](EmbeddingModel& m, bool on) { m.backbone().train(on); }, py::arg("mode") = true)
       .def_property_readonly("training", [](const EmbeddingModel& m) { return m.backbone().is_training(); })
-      .def("set_gradient_checkpointing", [](EmbeddingModel& m, bool on) { m.backbone().set_gradient_checkpointing(on); });
+      .def("set_gradient_checkpointing",
+           [](EmbeddingModel& m, bool on) { m.backbone().set_gradient_checkpointing(on); });
 }
 
 }  // namespace unime::python

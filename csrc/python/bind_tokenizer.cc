@@ -20,17 +20,17 @@ using core::Tokenizer;
 py::list to_list(const std::vector<int32_t>& ids) {
   PyObject* list = PyList_New(Py_ssize_t(ids.size()));
   if (!list) throw py::error_already_set();
-  for (size_t i = 0; i < ids.size(); ++i)
-    PyList_SET_ITEM(list, Py_ssize_t(i), PyLong_FromLong(ids[i]));
+  for (size_t i = 0; i < ids.size(); ++i) PyList_SET_ITEM(list, Py_ssize_t(i), PyLong_FromLong(ids[i]));
   return py::reinterpret_steal<py::list>(list);
 }
 
 }  // namespace
 
 void bind_tokenizer(py::module_& m) {
-  py::class_<Tokenizer, std::shared_ptr<Tokenizer>>(m, "Tokenizer",
-                        "Hugging Face tokenizer.json tokenization in the C++ core (same ids as the "
-                        "tokenizers library). Immutable apart from its settings; thread-safe.")
+  py::class_<Tokenizer, std::shared_ptr<Tokenizer>>(
+      m, "Tokenizer",
+      "Hugging Face tokenizer.json tokenization in the C++ core (same ids as the "
+      "tokenizers library). Immutable apart from its settings; thread-safe.")
       .def_static(
           "from_file",
           [](const std::string& path) {
@@ -59,8 +59,7 @@ void bind_tokenizer(py::module_& m) {
           py::arg("text"), py::arg("add_special_tokens") = true)
       .def(
           "encode_batch",
-          [](const Tokenizer& t, const py::sequence& texts, bool add_special_tokens,
-             size_t num_threads) {
+          [](const Tokenizer& t, const py::sequence& texts, bool add_special_tokens, size_t num_threads) {
             // Hold the items: their UTF-8 buffers must outlive the GIL-free section.
             std::vector<py::object> keep;
             std::vector<std::string_view> views;
@@ -111,14 +110,13 @@ void bind_tokenizer(py::module_& m) {
           "truncation",
           [](const Tokenizer& t) -> std::optional<std::pair<size_t, std::string>> {
             if (!t.truncation()) return std::nullopt;
-            return std::make_pair(t.truncation()->max_length,
-                                  std::string(t.truncation()->left ? "left" : "right"));
+            return std::make_pair(t.truncation()->max_length, std::string(t.truncation()->left ? "left" : "right"));
           },
           [](Tokenizer& t, std::optional<std::pair<size_t, std::string>> value) {
             if (!value) return t.set_truncation(std::nullopt);
             if (value->second != "left" && value->second != "right") {
-              throw InvalidInputError("truncation direction must be \"left\" or \"right\", got \"" +
-                                      value->second + "\"");
+              throw InvalidInputError("truncation direction must be \"left\" or \"right\", got \"" + value->second +
+                                      "\"");
             }
             t.set_truncation(core::Truncation{value->first, value->second == "left"});
           });

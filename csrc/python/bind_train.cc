@@ -30,8 +30,8 @@ std::vector<model::EncodeInput> side_inputs(const py::dict& sides, const char* n
 
 train::StepBatch step_batch(std::vector<std::string> example_ids, const py::dict& sides,
                             const std::optional<at::Tensor>& teacher, const std::optional<at::Tensor>& scores,
-                            int64_t negatives_per_query, int64_t candidates_per_query, std::vector<std::string> failures,
-                            std::vector<py::object>& keep) {
+                            int64_t negatives_per_query, int64_t candidates_per_query,
+                            std::vector<std::string> failures, std::vector<py::object>& keep) {
   train::StepBatch b;
   b.example_ids = std::move(example_ids);
   b.failures = std::move(failures);

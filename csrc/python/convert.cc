@@ -31,7 +31,8 @@ U8Array rgb_array(const py::handle& obj, const std::string& what) {
   if (arr.ndim() != 3 || arr.shape(2) != 3 || arr.shape(0) < 1 || arr.shape(1) < 1)
     throw InvalidInputError(
         what + " must have shape (H, W, 3) with H, W >= 1, got " +
-        py::str(py::tuple(py::cast(std::vector<py::ssize_t>(arr.shape(), arr.shape() + arr.ndim())))).cast<std::string>());
+        py::str(py::tuple(py::cast(std::vector<py::ssize_t>(arr.shape(), arr.shape() + arr.ndim()))))
+            .cast<std::string>());
   return U8Array::ensure(arr);
 }
 

@@ -12,9 +12,12 @@ using nlohmann::json;
 
 std::string stage_name(Stage stage) {
   switch (stage) {
-    case Stage::kDistill: return "distill";
-    case Stage::kInstruct: return "instruct";
-    case Stage::kJudge: return "judge";
+    case Stage::kDistill:
+      return "distill";
+    case Stage::kInstruct:
+      return "instruct";
+    case Stage::kJudge:
+      return "judge";
   }
   return "?";
 }
@@ -43,13 +46,42 @@ void read(const json& j, const char* key, T& out) {
 
 TrainerConfig TrainerConfig::from_json(const json& j) {
   if (!j.is_object()) throw InvalidInputError("trainer config must be a JSON object");
-  static const std::set<std::string> known = {
-      "stage", "lora_targets", "lora_regex", "lora_components", "lora_r", "lora_alpha", "lora_dropout",
-      "use_rslora", "lora_init", "lora_dtype", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2",
-      "adam_epsilon", "lr_schedule", "warmup_steps", "max_steps", "max_grad_norm", "batch_size",
-      "grad_accumulation", "chunk_size", "max_length", "gradient_checkpointing", "mixed_precision", "temperature",
-      "distill_temperature", "kl_direction", "kl_reduction", "hard_negatives", "false_negative_margin",
-      "all_in_batch", "judge_eps", "distill_template", "seed", "on_error"};
+  static const std::set<std::string> known = {"stage",
+                                              "lora_targets",
+                                              "lora_regex",
+                                              "lora_components",
+                                              "lora_r",
+                                              "lora_alpha",
+                                              "lora_dropout",
+                                              "use_rslora",
+                                              "lora_init",
+                                              "lora_dtype",
+                                              "learning_rate",
+                                              "weight_decay",
+                                              "adam_beta1",
+                                              "adam_beta2",
+                                              "adam_epsilon",
+                                              "lr_schedule",
+                                              "warmup_steps",
+                                              "max_steps",
+                                              "max_grad_norm",
+                                              "batch_size",
+                                              "grad_accumulation",
+                                              "chunk_size",
+                                              "max_length",
+                                              "gradient_checkpointing",
+                                              "mixed_precision",
+                                              "temperature",
+                                              "distill_temperature",
+                                              "kl_direction",
+                                              "kl_reduction",
+                                              "hard_negatives",
+                                              "false_negative_margin",
+                                              "all_in_batch",
+                                              "judge_eps",
+                                              "distill_template",
+                                              "seed",
+                                              "on_error"};
   for (const auto& [key, _] : j.items())
     if (!known.count(key)) throw InvalidInputError("trainer config has an unknown field " + core::quote(key));
   TrainerConfig c;
@@ -146,7 +178,8 @@ void TrainerConfig::validate() const {
   if (lora_regex.empty() && lora_targets.empty()) fail("lora_targets", "name at least one Linear (e.g. q_proj)");
   if (!(learning_rate >= 0)) fail("learning_rate", "must be >= 0");
   if (!(weight_decay >= 0)) fail("weight_decay", "must be >= 0");
-  if (!(adam_beta1 >= 0 && adam_beta1 < 1) || !(adam_beta2 >= 0 && adam_beta2 < 1)) fail("adam_beta", "must be in [0, 1)");
+  if (!(adam_beta1 >= 0 && adam_beta1 < 1) || !(adam_beta2 >= 0 && adam_beta2 < 1))
+    fail("adam_beta", "must be in [0, 1)");
   if (!(adam_epsilon > 0)) fail("adam_epsilon", "must be > 0");
   if (lr_schedule != "linear" && lr_schedule != "cosine" && lr_schedule != "constant")
     fail("lr_schedule", "must be 'linear', 'cosine' or 'constant', got " + core::quote(lr_schedule));

@@ -51,14 +51,14 @@ struct TrainerConfig {
   std::string mixed_precision = "no";  // "no" | "bf16" | "fp16" (autocast on CUDA)
 
   // Objectives (docs/losses.md).
-  double temperature = 0.02;           // stage 2 and V2; stage 1 uses distill_temperature
-  double distill_temperature = 0.05;   // the paper gives none: E5-V's
+  double temperature = 0.02;          // stage 2 and V2; stage 1 uses distill_temperature
+  double distill_temperature = 0.05;  // the paper gives none: E5-V's
   std::string kl_direction = "student_teacher";
   std::string kl_reduction = "sum";
   int64_t hard_negatives = 8;          // k
   double false_negative_margin = 0.1;  // beta
   bool all_in_batch = false;
-  double judge_eps = 1e-8;             // UniME-V2's log(p + 1e-8); 0: exact log-softmax
+  double judge_eps = 1e-8;                      // UniME-V2's log(p + 1e-8); 0: exact log-softmax
   std::optional<std::string> distill_template;  // stage-1 prompt with "{text}"; default: the family's
 
   uint64_t seed = 0;

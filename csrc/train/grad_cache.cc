@@ -39,8 +39,7 @@ at::Tensor SideEncoder::embed_chunk(const std::vector<model::EncodeInput>& input
     }
   auto out = at::full({static_cast<int64_t>(chunk.size()), model_.hidden_size()},
                       std::numeric_limits<float>::quiet_NaN(), emb.options());
-  if (!processed.rows.empty())
-    out = out.index_put({at::tensor(processed.rows, at::kLong).to(emb.device())}, emb);
+  if (!processed.rows.empty()) out = out.index_put({at::tensor(processed.rows, at::kLong).to(emb.device())}, emb);
   return out;
 }
 

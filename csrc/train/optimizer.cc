@@ -75,7 +75,8 @@ double scheduled_lr(double base_lr, const std::string& schedule, int64_t step, i
         static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
     factor = std::max(0.0, 0.5 * (1.0 + std::cos(M_PI * 0.5 * 2.0 * progress)));  // num_cycles = 0.5
   } else if (schedule == "linear") {
-    factor = std::max(0.0, static_cast<double>(total - step) / static_cast<double>(std::max<int64_t>(1, total - warmup)));
+    factor =
+        std::max(0.0, static_cast<double>(total - step) / static_cast<double>(std::max<int64_t>(1, total - warmup)));
   }
   return base_lr * factor;
 }

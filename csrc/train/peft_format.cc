@@ -29,7 +29,8 @@ std::string regex_escape(const std::string& s) {
 
 json peft_adapter_config(model::EmbeddingModel& m, const model::LoraConfig& config, const std::string& base_model) {
   std::vector<std::string> paths;
-  for (const auto& [path, _] : model::lora_layers(m.backbone())) paths.push_back(regex_escape(model::hf_module_path(m.backbone(), path)));
+  for (const auto& [path, _] : model::lora_layers(m.backbone()))
+    paths.push_back(regex_escape(model::hf_module_path(m.backbone(), path)));
   if (paths.empty()) throw InvalidInputError("the model has no LoRA adapters to save");
   return json{{"peft_type", "LORA"},
               {"task_type", nullptr},
@@ -84,8 +85,10 @@ std::vector<std::string> load_peft_adapter(model::EmbeddingModel& m, const std::
   c.use_rslora = core::get_or<bool>(j, "use_rslora", false, config_path);
   model::LoraTargets targets;
   const auto& t = j.at("target_modules");
-  if (t.is_string()) targets.regex = t.get<std::string>();
-  else targets.modules = t.get<std::vector<std::string>>();
+  if (t.is_string())
+    targets.regex = t.get<std::string>();
+  else
+    targets.modules = t.get<std::vector<std::string>>();
   const auto weights_path = (fs::path(dir) / "adapter_model.safetensors").string();
   auto weights = model::load_tensors(weights_path);
   auto dtype = weights.empty() ? at::kFloat : weights.begin()->second.scalar_type();
@@ -105,13 +108,14 @@ std::vector<std::string> load_peft_adapter(model::EmbeddingModel& m, const std::
     param.copy_(it->second);
   }
   if (!missing.empty())
-    throw MissingKeyError(weights_path + " lacks " + std::to_string(missing.size()) + " adapter weight(s): " +
-                          core::join(missing, ", "));
+    throw MissingKeyError(weights_path + " lacks " + std::to_string(missing.size()) +
+                          " adapter weight(s): " + core::join(missing, ", "));
   return paths;
 }
 
 void save_merged_checkpoint(model::EmbeddingModel& m, const std::string& base_dir, const std::string& out_dir) {
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   if (::stat(base_dir.c_str(), &a) == 0 && ::stat(out_dir.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
       a.st_ino == b.st_ino)
     throw InvalidInputError("the merged checkpoint must go to another directory than its base " + base_dir);

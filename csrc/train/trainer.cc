@@ -33,8 +33,7 @@ at::Tensor gather_with_grad(Communicator& comm, const at::Tensor& local) {
   const auto n = local.size(0);
   // Every rank's slice as received, except ours, which is `local` itself and keeps its graph.
   std::vector<at::Tensor> parts;
-  for (int64_t r = 0; r < comm.world_size(); ++r)
-    parts.push_back(r == comm.rank() ? local : all.narrow(0, r * n, n));
+  for (int64_t r = 0; r < comm.world_size(); ++r) parts.push_back(r == comm.rank() ? local : all.narrow(0, r * n, n));
   return at::cat(parts, 0);
 }
 
@@ -83,8 +82,10 @@ Trainer::Trainer(std::shared_ptr<model::EmbeddingModel> model, TrainerConfig con
   if (config_.stage == Stage::kDistill)
     for (const auto& c : config_.lora_components)
       if (c != "language_model")
-        throw InvalidInputError("stage 1 (distill) trains the language model only (its inputs are texts); "
-                                "lora_components has " + core::quote(c));
+        throw InvalidInputError(
+            "stage 1 (distill) trains the language model only (its inputs are texts); "
+            "lora_components has " +
+            core::quote(c));
   if (config_.batch_size % comm_->world_size() != 0)
     throw InvalidInputError("batch_size " + std::to_string(config_.batch_size) + " must divide by the world size " +
                             std::to_string(comm_->world_size()));
@@ -101,9 +102,9 @@ Trainer::Trainer(std::shared_ptr<model::EmbeddingModel> model, TrainerConfig con
   std::vector<at::Tensor> tensors;
   for (auto& [_, t] : params) tensors.push_back(t.detach());
   comm_->broadcast(tensors);
-  optimizer_ = std::make_unique<AdamW>(params, AdamWOptions{config_.learning_rate, config_.adam_beta1,
-                                                            config_.adam_beta2, config_.adam_epsilon,
-                                                            config_.weight_decay});
+  optimizer_ =
+      std::make_unique<AdamW>(params, AdamWOptions{config_.learning_rate, config_.adam_beta1, config_.adam_beta2,
+                                                   config_.adam_epsilon, config_.weight_decay});
   if (config_.mixed_precision == "fp16" && model_->device().is_cuda()) loss_scale_ = 65536.0;
   at::manual_seed(config_.seed);  // the dropout stream of a run starts from its seed
 }
@@ -149,8 +150,10 @@ double Trainer::micro_step(const StepBatch& batch, int64_t begin, int64_t end, d
   std::vector<Side> sides;
   auto add = [&](const std::vector<model::EncodeInput>& all, int64_t per) {
     if (per == 0) return;
-    sides.push_back({slice(all, begin, end, per), per,
-                     std::make_unique<SideEncoder>(*model_, process_options(distill), c.chunk_size), {}});
+    sides.push_back({slice(all, begin, end, per),
+                     per,
+                     std::make_unique<SideEncoder>(*model_, process_options(distill), c.chunk_size),
+                     {}});
   };
   if (distill) {
     add(batch.texts, 1);
@@ -201,7 +204,8 @@ double Trainer::micro_step(const StepBatch& batch, int64_t begin, int64_t end, d
   used += keep.numel();
   const int64_t d = model_->hidden_size();
   std::vector<at::Tensor> global;
-  for (auto& side : sides) global.push_back(gather_with_grad(*comm_, side.emb).view({-1, side.per_example, d}).index_select(0, keep));
+  for (auto& side : sides)
+    global.push_back(gather_with_grad(*comm_, side.emb).view({-1, side.per_example, d}).index_select(0, keep));
   at::Tensor loss;
   if (keep.numel() > 0) {
     if (distill) {
@@ -234,8 +238,8 @@ void Trainer::check_batch(const StepBatch& batch) const {
   const int64_t n = batch.size();
   const int64_t local = c.batch_size / comm_->world_size();
   if (n != local)
-    throw InvalidInputError("a step takes batch_size / world_size = " + std::to_string(local) + " examples on each rank, got " +
-                            std::to_string(n));
+    throw InvalidInputError("a step takes batch_size / world_size = " + std::to_string(local) +
+                            " examples on each rank, got " + std::to_string(n));
   if (static_cast<int64_t>(batch.example_ids.size()) != n ||
       (!batch.failures.empty() && static_cast<int64_t>(batch.failures.size()) != n))
     throw InvalidInputError("example_ids (and failures) need one entry per example: " + std::to_string(n));
@@ -250,10 +254,11 @@ void Trainer::check_batch(const StepBatch& batch) const {
         throw InvalidInputError("stage 2 needs one positive per query and negatives_per_query negatives per query");
       break;
     case Stage::kJudge:
-      if (batch.candidates_per_query < 1 || static_cast<int64_t>(batch.candidates.size()) != n * batch.candidates_per_query ||
-          !batch.scores.defined() || batch.scores.dim() != 2 || batch.scores.size(0) != n ||
-          batch.scores.size(1) != batch.candidates_per_query)
-        throw InvalidInputError("UniME-V2 needs candidates_per_query candidates per query and scores (n, candidates_per_query)");
+      if (batch.candidates_per_query < 1 ||
+          static_cast<int64_t>(batch.candidates.size()) != n * batch.candidates_per_query || !batch.scores.defined() ||
+          batch.scores.dim() != 2 || batch.scores.size(0) != n || batch.scores.size(1) != batch.candidates_per_query)
+        throw InvalidInputError(
+            "UniME-V2 needs candidates_per_query candidates per query and scores (n, candidates_per_query)");
       break;
   }
   if (n % c.grad_accumulation != 0)
@@ -334,7 +339,8 @@ std::vector<std::pair<std::string, at::Tensor>> Trainer::gradients(const StepBat
   StepResult result;
   accumulate(batch, result);
   std::vector<std::pair<std::string, at::Tensor>> out;
-  for (auto& [name, p] : model::lora_parameters(model_->backbone())) out.emplace_back(name, p.grad().clone() / loss_scale_);
+  for (auto& [name, p] : model::lora_parameters(model_->backbone()))
+    out.emplace_back(name, p.grad().clone() / loss_scale_);
   optimizer_->zero_grad();
   return out;
 }

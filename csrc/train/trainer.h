@@ -47,11 +47,11 @@ struct SkippedExample {
 };
 
 struct StepResult {
-  int64_t step = 0;          // optimiser steps done after this one
-  double loss = 0;           // mean over micro-batches
-  double learning_rate = 0;  // used by this step
-  double grad_norm = 0;      // before clipping
-  int64_t examples = 0;      // examples that contributed (all ranks)
+  int64_t step = 0;             // optimiser steps done after this one
+  double loss = 0;              // mean over micro-batches
+  double learning_rate = 0;     // used by this step
+  double grad_norm = 0;         // before clipping
+  int64_t examples = 0;         // examples that contributed (all ranks)
   bool skipped_update = false;  // fp16 overflow: gradients were not finite, no update, smaller loss scale
   std::vector<SkippedExample> skipped;
 };

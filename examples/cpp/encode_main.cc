@@ -75,13 +75,17 @@ int main(int argc, char** argv) {
         if (inputs.empty()) throw std::runtime_error("--instruction before any input");
         inputs.back().instruction = value;
       } else if (flag == "--text") {
-        if (pair && !inputs.empty() && inputs.back().image && !inputs.back().text) inputs.back().text = value;
-        else inputs.push_back({value, std::nullopt, std::nullopt});
+        if (pair && !inputs.empty() && inputs.back().image && !inputs.back().text)
+          inputs.back().text = value;
+        else
+          inputs.push_back({value, std::nullopt, std::nullopt});
       } else if (flag == "--image") {
         images.push_back(read_ppm(value));
         unime::core::image::ImageView view{images.back().pixels.data(), images.back().height, images.back().width};
-        if (pair && !inputs.empty() && inputs.back().text && !inputs.back().image) inputs.back().image = view;
-        else inputs.push_back({std::nullopt, view, std::nullopt});
+        if (pair && !inputs.empty() && inputs.back().text && !inputs.back().image)
+          inputs.back().image = view;
+        else
+          inputs.push_back({std::nullopt, view, std::nullopt});
       } else {
         throw std::runtime_error("unknown argument " + flag);
       }
@@ -90,11 +94,10 @@ int main(int argc, char** argv) {
 
     auto model = unime::model::EmbeddingModel::load(model_dir, at::kFloat, at::kCPU);
     at::InferenceMode inference;
-    auto embeddings = model->encode_inputs(inputs, unime::model::ProcessOptions{}, /*normalize=*/true)
-                          .to(at::kFloat)
-                          .contiguous();
-    unime::core::TensorView view{"embeddings", unime::core::DType::F32, embeddings.sizes().vec(),
-                                 embeddings.data_ptr(), embeddings.nbytes()};
+    auto embeddings =
+        model->encode_inputs(inputs, unime::model::ProcessOptions{}, /*normalize=*/true).to(at::kFloat).contiguous();
+    unime::core::TensorView view{"embeddings", unime::core::DType::F32, embeddings.sizes().vec(), embeddings.data_ptr(),
+                                 embeddings.nbytes()};
     unime::core::write_safetensors(out_path, {view}, {{"model", model_dir}});
     std::cout << "embedded " << inputs.size() << " inputs into " << embeddings.size(1) << "-d vectors: " << out_path
               << "\n";

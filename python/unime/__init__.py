@@ -1,7 +1,7 @@
 """unime: universal multimodal embeddings from multimodal LLMs, on a C++/LibTorch core."""
 
 # torch must be imported first: it loads the LibTorch shared libraries unime._C links against.
-import torch
+import torch  # noqa: F401
 
 from ._build import check_torch_version as _check_torch_version
 
@@ -20,4 +20,5 @@ from .train import Trainer, TrainerConfig  # noqa: E402
 from . import train  # noqa: E402
 
 __version__ = _C.__version__
-__all__ = ["Model", "encode", "SkippedInput", "Trainer", "TrainerConfig", "train", "Tokenizer", "load_safetensors", "save_safetensors", "ops", "images", "load_image", "load_images", "__version__"]
+__all__ = ["Model", "encode", "SkippedInput", "Trainer", "TrainerConfig", "train", "Tokenizer", "load_safetensors",
+           "save_safetensors", "ops", "images", "load_image", "load_images", "__version__"]

@@ -108,8 +108,8 @@ class Model:
             raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}; use ids[None]")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        return self._core.encode(input_ids.long(), torch.as_tensor(attention_mask), list(images or []), normalize, packed,
-                                 position_ids)
+        return self._core.encode(input_ids.long(), torch.as_tensor(attention_mask), list(images or []), normalize,
+                                 packed, position_ids)
 
     def last_hidden_state(
         self,
@@ -366,4 +366,5 @@ class Model:
         return self._core.named_parameters()
 
     def __repr__(self) -> str:
-        return f"unime.Model({self.model_type}, hidden_size={self.hidden_size}, dtype={self.dtype}, device={self.device})"
+        return (f"unime.Model({self.model_type}, hidden_size={self.hidden_size}, dtype={self.dtype}, "
+                f"device={self.device})")

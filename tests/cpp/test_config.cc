@@ -80,30 +80,30 @@ TEST(DecoderConfig, OmittedKeysTakeTheModelTypesDefaults) {
   EXPECT_EQ(m.head_dim, 128);
   ASSERT_TRUE(m.sliding_window.has_value());
   EXPECT_EQ(*m.sliding_window, 4096);
-  auto l = DecoderConfig::from_json(nlohmann::json{{"model_type", "llama"}, {"hidden_size", 64},
-                                                   {"num_attention_heads", 4}},
-                                    "cfg.json");
+  auto l = DecoderConfig::from_json(
+      nlohmann::json{{"model_type", "llama"}, {"hidden_size", 64}, {"num_attention_heads", 4}}, "cfg.json");
   EXPECT_EQ(l.intermediate_size, 11008);
   EXPECT_EQ(l.num_key_value_heads, 4);  // derived: equals num_attention_heads
   EXPECT_EQ(l.head_dim, 16);            // derived: hidden_size / num_attention_heads
   EXPECT_FALSE(l.sliding_window.has_value());
-  auto explicit_null = DecoderConfig::from_json(nlohmann::json{{"model_type", "mistral"}, {"sliding_window", nullptr}},
-                                                "cfg.json");
+  auto explicit_null =
+      DecoderConfig::from_json(nlohmann::json{{"model_type", "mistral"}, {"sliding_window", nullptr}}, "cfg.json");
   EXPECT_FALSE(explicit_null.sliding_window.has_value());  // null means off, not "use the default"
 }
 
 // Each family's layout comes from its config, not from special cases in the decoder.
 TEST(DecoderConfig, FamilyLayouts) {
-  auto qwen = DecoderConfig::from_json(nlohmann::json{{"model_type", "qwen2"}, {"hidden_size", 64},
-                                                      {"num_attention_heads", 4}, {"num_key_value_heads", 2}},
-                                       "cfg.json");
+  auto qwen = DecoderConfig::from_json(
+      nlohmann::json{
+          {"model_type", "qwen2"}, {"hidden_size", 64}, {"num_attention_heads", 4}, {"num_key_value_heads", 2}},
+      "cfg.json");
   EXPECT_TRUE(qwen.q_bias && qwen.k_bias && qwen.v_bias);
   EXPECT_FALSE(qwen.o_bias || qwen.mlp_bias || qwen.fused_qkv);
   EXPECT_FALSE(qwen.sliding_window.has_value());  // use_sliding_window defaults to false
   EXPECT_EQ(qwen.max_position_embeddings, 32768);
-  auto phi = DecoderConfig::from_json(nlohmann::json{{"model_type", "phi3"}, {"hidden_size", 64},
-                                                     {"num_attention_heads", 4}, {"sliding_window", 2047}},
-                                      "cfg.json");
+  auto phi = DecoderConfig::from_json(
+      nlohmann::json{{"model_type", "phi3"}, {"hidden_size", 64}, {"num_attention_heads", 4}, {"sliding_window", 2047}},
+      "cfg.json");
   EXPECT_TRUE(phi.fused_qkv && phi.fused_gate_up);
   EXPECT_FALSE(phi.q_bias || phi.o_bias);
   EXPECT_EQ(phi.sliding_window.value_or(0), 2047);
@@ -111,8 +111,9 @@ TEST(DecoderConfig, FamilyLayouts) {
   EXPECT_EQ(*phi.pad_token_id, 32000);
   auto llama = DecoderConfig::from_json(nlohmann::json{{"model_type", "llama"}, {"attention_bias", true}}, "cfg.json");
   EXPECT_TRUE(llama.q_bias && llama.k_bias && llama.v_bias && llama.o_bias);
-  EXPECT_THROW(DecoderConfig::from_json(nlohmann::json{{"model_type", "qwen2"}, {"use_sliding_window", true}}, "cfg.json"),
-               unime::InvalidInputError);
+  EXPECT_THROW(
+      DecoderConfig::from_json(nlohmann::json{{"model_type", "qwen2"}, {"use_sliding_window", true}}, "cfg.json"),
+      unime::InvalidInputError);
 }
 
 TEST(Registry, UnknownModelTypeListsSupported) {

@@ -63,8 +63,7 @@ TEST(JudgeAlignmentOp, DefaultEpsIsTheReleasedLossInValueAndGradient) {
   auto g2 = torch::autograd::grad({theirs}, {q2})[0];
   EXPECT_TRUE(at::allclose(g1, g2, 1e-9, 1e-11));
   // eps = 0 is a different loss on these scores (tau = 0.02 puts probabilities below 1e-8).
-  EXPECT_GT(std::abs(unime::ops::judge_alignment(q, c, judge, 0.02, 0.0).item<double>() - theirs.item<double>()),
-            1e-3);
+  EXPECT_GT(std::abs(unime::ops::judge_alignment(q, c, judge, 0.02, 0.0).item<double>() - theirs.item<double>()), 1e-3);
   EXPECT_THROW(unime::ops::judge_alignment(q, c, judge, 0.02, -1.0), c10::ValueError);
 }
 

@@ -12,7 +12,8 @@ TEST(PromptTemplates, UniMEZeroShotPromptsForLlavaNext) {
   const auto& t = template_for("llava_next");
   EXPECT_EQ(build_prompt(t, std::string("A dog."), false, std::nullopt),
             "[INST] A dog.\nSummary above sentence in one word: [/INST]");
-  EXPECT_EQ(build_prompt(t, std::nullopt, true, std::nullopt), "[INST] <image>\nSummary above image in one word: [/INST]");
+  EXPECT_EQ(build_prompt(t, std::nullopt, true, std::nullopt),
+            "[INST] <image>\nSummary above image in one word: [/INST]");
 }
 
 TEST(PromptTemplates, MmebFormWithInstructionOrImageAndText) {
@@ -22,7 +23,8 @@ TEST(PromptTemplates, MmebFormWithInstructionOrImageAndText) {
             "<image>\nRepresent the given image with the following question: What is it?\n");
   EXPECT_EQ(build_prompt(t, std::nullopt, true, std::string("Represent the given image.")),
             "<image>\nRepresent the given image.\n");
-  EXPECT_EQ(build_prompt(t, std::string("a red car"), false, std::string("Find me an everyday image that matches the given caption:")),
+  EXPECT_EQ(build_prompt(t, std::string("a red car"), false,
+                         std::string("Find me an everyday image that matches the given caption:")),
             "Find me an everyday image that matches the given caption: a red car\n");
   EXPECT_EQ(build_prompt(t, std::string("a red car"), true, std::nullopt), "<image>\na red car\n");
 }

@@ -23,11 +23,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr DType kAllDTypes[] = {
-    DType::BOOL,    DType::U8,      DType::I8,          DType::I16,        DType::U16,
-    DType::F16,     DType::BF16,    DType::I32,         DType::U32,        DType::F32,
-    DType::F64,     DType::I64,     DType::U64,         DType::C64,        DType::F8_E4M3,
-    DType::F8_E5M2, DType::F8_E8M0, DType::F8_E4M3FNUZ, DType::F8_E5M2FNUZ};
+constexpr DType kAllDTypes[] = {DType::BOOL,    DType::U8,      DType::I8,          DType::I16,        DType::U16,
+                                DType::F16,     DType::BF16,    DType::I32,         DType::U32,        DType::F32,
+                                DType::F64,     DType::I64,     DType::U64,         DType::C64,        DType::F8_E4M3,
+                                DType::F8_E5M2, DType::F8_E8M0, DType::F8_E4M3FNUZ, DType::F8_E5M2FNUZ};
 
 // An 8-byte little-endian length, the header text and `buffer` bytes of data.
 std::string make_image(const std::string& header, size_t buffer = 0) {
@@ -82,9 +81,7 @@ class TempDir {
   std::string path_;
 };
 
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+void write_bytes(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -98,11 +95,8 @@ void write_f32(const std::string& path, const std::vector<std::pair<std::string,
   std::vector<TensorView> views;
   for (const auto& t : tensors) storage.emplace_back(t.second, fill);
   for (size_t i = 0; i < tensors.size(); ++i)
-    views.push_back({tensors[i].first,
-                     DType::F32,
-                     {tensors[i].second},
-                     storage[i].data(),
-                     storage[i].size() * sizeof(float)});
+    views.push_back(
+        {tensors[i].first, DType::F32, {tensors[i].second}, storage[i].data(), storage[i].size() * sizeof(float)});
   write_safetensors(path, views);
 }
 
@@ -170,8 +164,7 @@ TEST_F(SafetensorsTest, RoundTripEveryDtype) {
   EXPECT_EQ(file.at("scalar").numel(), 1);
   EXPECT_EQ(file.at("empty").numel(), 0);
   for (size_t i = 1; i < file.header().tensors.size(); ++i)
-    EXPECT_GE(dtype_size(file.header().tensors[i - 1].dtype),
-              dtype_size(file.header().tensors[i].dtype));
+    EXPECT_GE(dtype_size(file.header().tensors[i - 1].dtype), dtype_size(file.header().tensors[i].dtype));
 }
 
 // The exact bytes the reference writer (safetensors 0.8.0, save() from Python) produces for these
@@ -185,14 +178,12 @@ TEST_F(SafetensorsTest, WriterMatchesReferenceBytes) {
                      {"c", DType::I64, {}, c, 8},
                      {"h", DType::F16, {2}, h, 4}},
                     {{"format", "pt"}});
-  const std::string header =
-      R"({"__metadata__":{"format":"pt"},"c":{"dtype":"I64","shape":[],"data_offsets":[0,8]},)"
-      R"("a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},)"
-      R"("h":{"dtype":"F16","shape":[2],"data_offsets":[12,16]},)"
-      R"("b":{"dtype":"U8","shape":[3],"data_offsets":[16,19]}} )";
-  const std::string expected = std::string("\xf8\0\0\0\0\0\0\0", 8) + header +
-                               "\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11" + std::string("\0", 1) +
-                               "\x01\x02\x03\x04\x05\x06\x07\x01\x02\x03";
+  const std::string header = R"({"__metadata__":{"format":"pt"},"c":{"dtype":"I64","shape":[],"data_offsets":[0,8]},)"
+                             R"("a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},)"
+                             R"("h":{"dtype":"F16","shape":[2],"data_offsets":[12,16]},)"
+                             R"("b":{"dtype":"U8","shape":[3],"data_offsets":[16,19]}} )";
+  const std::string expected = std::string("\xf8\0\0\0\0\0\0\0", 8) + header + "\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11" +
+                               std::string("\0", 1) + "\x01\x02\x03\x04\x05\x06\x07\x01\x02\x03";
   EXPECT_EQ(read_bytes(dir_ / "g.safetensors"), expected);
 }
 
@@ -275,12 +266,10 @@ TEST(ParseHeaderTest, DuplicateKeys) {
   const std::string f = R"({"dtype":"I8","shape":[2],"data_offsets":[0,2]})";
   expect_invalid(make_image("{\"t\":" + e + ",\"t\":" + e + "}", 2), "duplicate key 't'");
   expect_invalid(make_image("{\"t\":" + e + ",\"t\":" + f + "}", 2), "duplicate key 't'");
-  expect_invalid(
-      make_image(R"({"t":{"dtype":"U8","dtype":"I8","shape":[2],"data_offsets":[0,2]}})", 2),
-      "duplicate key 'dtype' in 't'");
+  expect_invalid(make_image(R"({"t":{"dtype":"U8","dtype":"I8","shape":[2],"data_offsets":[0,2]}})", 2),
+                 "duplicate key 'dtype' in 't'");
   expect_invalid(make_image(R"({"__metadata__":{"a":"1","a":"2"}})"), "duplicate key 'a'");
-  expect_invalid(make_image(R"({"__metadata__":{},"__metadata__":{}})"),
-                 "duplicate key '__metadata__'");
+  expect_invalid(make_image(R"({"__metadata__":{},"__metadata__":{}})"), "duplicate key '__metadata__'");
 }
 
 TEST(ParseHeaderTest, Metadata) {
@@ -296,29 +285,23 @@ TEST(ParseHeaderTest, Metadata) {
 
 TEST(ParseHeaderTest, EntryFields) {
   expect_entry_invalid("[]", 0, "tensor 't': entry must be an object");
-  expect_entry_invalid(R"({"dtype":"U8","shape":[2],"data_offsets":[0,2],"extra":1})", 2,
-                       "unknown field 'extra'");
+  expect_entry_invalid(R"({"dtype":"U8","shape":[2],"data_offsets":[0,2],"extra":1})", 2, "unknown field 'extra'");
   expect_entry_invalid(R"({"dtype":"U8","shape":[2]})", 2, "missing field 'data_offsets'");
   expect_entry_invalid(R"({"shape":[2],"data_offsets":[0,2]})", 2, "missing field 'dtype'");
-  expect_entry_invalid(R"({"dtype":4,"shape":[2],"data_offsets":[0,2]})", 2,
-                       "dtype must be a string");
+  expect_entry_invalid(R"({"dtype":4,"shape":[2],"data_offsets":[0,2]})", 2, "dtype must be a string");
 }
 
 TEST(ParseHeaderTest, UnknownAndSubByteDtypes) {
-  expect_entry_invalid(R"({"dtype":"F128","shape":[2],"data_offsets":[0,2]})", 2,
-                       "tensor 't': unknown dtype 'F128'");
+  expect_entry_invalid(R"({"dtype":"F128","shape":[2],"data_offsets":[0,2]})", 2, "tensor 't': unknown dtype 'F128'");
   for (const char* d : {"F4", "F6_E2M3", "F6_E3M2"})
-    expect_entry_invalid(
-        std::string(R"({"dtype":")") + d + R"(","shape":[2],"data_offsets":[0,1]})", 1,
-        "tensor 't': unsupported dtype '" + std::string(d) + "'");
+    expect_entry_invalid(std::string(R"({"dtype":")") + d + R"(","shape":[2],"data_offsets":[0,1]})", 1,
+                         "tensor 't': unsupported dtype '" + std::string(d) + "'");
 }
 
 TEST(ParseHeaderTest, BadOffsets) {
   const std::string pre = R"({"dtype":"U8","shape":[2],"data_offsets":)";
-  expect_entry_invalid(pre + "[-1,1]}", 2,
-                       "data_offsets[0] must be a non-negative integer, got -1");
-  expect_entry_invalid(pre + "[-0,2]}", 2,
-                       "data_offsets[0] must be a non-negative integer, got -0");
+  expect_entry_invalid(pre + "[-1,1]}", 2, "data_offsets[0] must be a non-negative integer, got -1");
+  expect_entry_invalid(pre + "[-0,2]}", 2, "data_offsets[0] must be a non-negative integer, got -0");
   expect_entry_invalid(pre + "[0,2.0]}", 2, "data_offsets[1] must be a non-negative integer");
   expect_entry_invalid(pre + "[0,2e0]}", 2, "data_offsets[1] must be a non-negative integer");
   expect_entry_invalid(pre + "[\"0\",2]}", 2, "got a JSON string");
@@ -335,17 +318,14 @@ TEST(ParseHeaderTest, BadShapes) {
                        "shape[0] must be a non-negative integer, got -2");
   expect_entry_invalid(R"({"dtype":"U8","shape":[1.5],"data_offsets":[0,2]})", 2,
                        "shape[0] must be a non-negative integer");
-  expect_entry_invalid(R"({"dtype":"U8","shape":2,"data_offsets":[0,2]})", 2,
-                       "shape must be an array");
+  expect_entry_invalid(R"({"dtype":"U8","shape":2,"data_offsets":[0,2]})", 2, "shape must be an array");
 }
 
 TEST(ParseHeaderTest, ShapeOverflowIsCaught) {
   expect_entry_invalid(R"({"dtype":"U8","shape":[2,18446744073709551614],"data_offsets":[0,2]})", 2,
                        "shape[1] = 18446744073709551614 is too large");
-  expect_entry_invalid(R"({"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]})", 0,
-                       "overflow");
-  expect_entry_invalid(R"({"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,0]})", 0,
-                       "overflow");
+  expect_entry_invalid(R"({"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]})", 0, "overflow");
+  expect_entry_invalid(R"({"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,0]})", 0, "overflow");
   // 2^61 elements fit; 2^61 * 8 bytes do not.
   expect_entry_invalid(R"({"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]})", 0,
                        "overflows the byte size");
@@ -359,10 +339,10 @@ TEST(ParseHeaderTest, SizeMismatch) {
 // ---- tiling of the buffer -----------------------------------------------------------------------
 
 std::string two_tensors(int a_begin, int a_end, int b_begin, int b_end) {
-  return R"({"a":{"dtype":"U8","shape":[)" + std::to_string(a_end - a_begin) +
-         R"(],"data_offsets":[)" + std::to_string(a_begin) + "," + std::to_string(a_end) +
-         R"(]},"b":{"dtype":"U8","shape":[)" + std::to_string(b_end - b_begin) +
-         R"(],"data_offsets":[)" + std::to_string(b_begin) + "," + std::to_string(b_end) + "]}}";
+  return R"({"a":{"dtype":"U8","shape":[)" + std::to_string(a_end - a_begin) + R"(],"data_offsets":[)" +
+         std::to_string(a_begin) + "," + std::to_string(a_end) + R"(]},"b":{"dtype":"U8","shape":[)" +
+         std::to_string(b_end - b_begin) + R"(],"data_offsets":[)" + std::to_string(b_begin) + "," +
+         std::to_string(b_end) + "]}}";
 }
 
 TEST(ParseHeaderTest, TensorsTileTheBuffer) {
@@ -371,13 +351,11 @@ TEST(ParseHeaderTest, TensorsTileTheBuffer) {
   EXPECT_EQ(h.tensors[0].name, "b");  // file order of data_offsets, not name order
   EXPECT_EQ(h.header_size, two_tensors(4, 6, 0, 4).size());
 
-  expect_invalid(make_image(two_tensors(0, 4, 5, 6), 6),
-                 "tensor 'b': data_offsets begin 5 leaves a gap");
+  expect_invalid(make_image(two_tensors(0, 4, 5, 6), 6), "tensor 'b': data_offsets begin 5 leaves a gap");
   expect_invalid(make_image(two_tensors(0, 4, 3, 6), 6), "tensor 'b': data_offsets [3, 6] overlap");
   expect_invalid(make_image(two_tensors(0, 4, 0, 4), 4), "overlap tensor 'a'");
   expect_invalid(make_image(two_tensors(1, 4, 4, 6), 6), "leaves a gap: the buffer starts at 0");
-  expect_invalid(make_image(two_tensors(0, 4, 4, 6), 5),
-                 "tensor 'b': data_offsets end 6 is beyond");
+  expect_invalid(make_image(two_tensors(0, 4, 4, 6), 5), "tensor 'b': data_offsets end 6 is beyond");
   expect_invalid(make_image(two_tensors(0, 4, 4, 6), 7), "1 bytes after the last tensor");
   expect_invalid(make_image("{}", 1), "1 bytes after the last tensor");
 }
@@ -402,9 +380,7 @@ TEST(ParseHeaderTest, ZeroSizeAndScalarTensors) {
 
 TEST_F(SafetensorsTest, OpenErrors) {
   EXPECT_THROW(SafetensorsFile::open(dir_ / "missing.safetensors"), FileNotFoundError);
-  EXPECT_NE(error_of([&] {
-              SafetensorsFile::open(dir_ / "missing.safetensors");
-            }).find(dir_ / "missing.safetensors"),
+  EXPECT_NE(error_of([&] { SafetensorsFile::open(dir_ / "missing.safetensors"); }).find(dir_ / "missing.safetensors"),
             std::string::npos);
   write_bytes(dir_ / "empty.safetensors", "");
   EXPECT_THROW(SafetensorsFile::open(dir_ / "empty.safetensors"), InvalidInputError);
@@ -420,8 +396,7 @@ TEST_F(SafetensorsTest, ShortFileOnDisk) {
   write_f32(dir_ / "a.safetensors", {{"w", 4}});
   std::string bytes = read_bytes(dir_ / "a.safetensors");
   write_bytes(dir_ / "a.safetensors", bytes.substr(0, bytes.size() - 1));
-  EXPECT_NE(error_of([&] { SafetensorsFile::open(dir_ / "a.safetensors"); }).find("truncated"),
-            std::string::npos);
+  EXPECT_NE(error_of([&] { SafetensorsFile::open(dir_ / "a.safetensors"); }).find("truncated"), std::string::npos);
 }
 
 TEST_F(SafetensorsTest, FindAndAt) {
@@ -450,13 +425,11 @@ TEST_F(SafetensorsTest, FindAndAt) {
 TEST_F(SafetensorsTest, WriterValidatesBeforeWriting) {
   const float v[4] = {};
   const std::string path = dir_ / "w.safetensors";
-  EXPECT_THROW(
-      (write_safetensors(path, {{"a", DType::F32, {4}, v, 16}, {"a", DType::F32, {4}, v, 16}})),
-      InvalidInputError);
+  EXPECT_THROW((write_safetensors(path, {{"a", DType::F32, {4}, v, 16}, {"a", DType::F32, {4}, v, 16}})),
+               InvalidInputError);
   EXPECT_THROW((write_safetensors(path, {{"a", DType::F32, {4}, v, 12}})), InvalidInputError);
   EXPECT_THROW((write_safetensors(path, {{"a", DType::F32, {-4}, v, 16}})), InvalidInputError);
-  EXPECT_THROW((write_safetensors(path, {{"__metadata__", DType::F32, {4}, v, 16}})),
-               InvalidInputError);
+  EXPECT_THROW((write_safetensors(path, {{"__metadata__", DType::F32, {4}, v, 16}})), InvalidInputError);
   EXPECT_THROW((write_safetensors(path, {{"\xff", DType::F32, {4}, v, 16}})), InvalidInputError);
   EXPECT_THROW((write_safetensors(path, {}, {{"k", "\xc3"}})), InvalidInputError);
   EXPECT_TRUE(dir_.entries().empty());
@@ -553,8 +526,7 @@ TEST_F(CheckpointTest, MissingShard) {
   two_shards();
   write_index(R"({"a":"s1.safetensors","b":"s1.safetensors","c":"s3.safetensors"})");
   EXPECT_THROW(Checkpoint::open(dir_.path()), FileNotFoundError);
-  EXPECT_NE(error_of([&] { Checkpoint::open(dir_.path()); }).find("'s3.safetensors'"),
-            std::string::npos);
+  EXPECT_NE(error_of([&] { Checkpoint::open(dir_.path()); }).find("'s3.safetensors'"), std::string::npos);
 }
 
 TEST_F(CheckpointTest, ListedButAbsent) {
@@ -588,8 +560,8 @@ TEST_F(CheckpointTest, ShardPathTraversal) {
   two_shards();
   fs::create_directory(dir_ / "sub");
   write_f32(dir_ / "sub/s.safetensors", {{"a", 2}});
-  for (const std::string shard : {"../s1.safetensors", "/etc/passwd", "sub/s.safetensors", "..",
-                                  ".", "", "sub\\\\s.safetensors"}) {
+  for (const std::string shard :
+       {"../s1.safetensors", "/etc/passwd", "sub/s.safetensors", "..", ".", "", "sub\\\\s.safetensors"}) {
     write_index(R"({"a":")" + shard + R"("})");
     expect_invalid_dir("is not a plain file name");
   }

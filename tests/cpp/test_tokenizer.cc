@@ -21,12 +21,11 @@ using nlohmann::json;
 // A character-level BPE over a..e plus merges, byte tokens for 'A' (0x41) and 0xE2 0x98 0x83
 // (U+2603), and the Llama-style legacy normaliser / template / decoder.
 json tiny_llama() {
-  json vocab = {{"<unk>", 0},   {"<s>", 1},     {"</s>", 2}, {"▁", 3},       {"a", 4},
-                {"b", 5},       {"c", 6},       {"d", 7},    {"e", 8},       {"ab", 9},
-                {"bc", 10},     {"abc", 11},    {"▁a", 12},  {"<0x41>", 13}, {"<0xE2>", 14},
-                {"<0x98>", 15}, {"<0x83>", 16}, {"aa", 17}};
-  json merges = json::array({json::array({"a", "b"}), json::array({"ab", "c"}), "b c",
-                             json::array({"▁", "a"}), json::array({"a", "a"})});
+  json vocab = {{"<unk>", 0}, {"<s>", 1},     {"</s>", 2},    {"▁", 3},       {"a", 4},       {"b", 5},
+                {"c", 6},     {"d", 7},       {"e", 8},       {"ab", 9},      {"bc", 10},     {"abc", 11},
+                {"▁a", 12},   {"<0x41>", 13}, {"<0xE2>", 14}, {"<0x98>", 15}, {"<0x83>", 16}, {"aa", 17}};
+  json merges = json::array(
+      {json::array({"a", "b"}), json::array({"ab", "c"}), "b c", json::array({"▁", "a"}), json::array({"a", "a"})});
   return {
       {"version", "1.0"},
       {"truncation", nullptr},
@@ -54,9 +53,8 @@ json tiny_llama() {
                                      {"single_word", false}}})},
       {"normalizer",
        {{"type", "Sequence"},
-        {"normalizers",
-         json::array({{{"type", "Prepend"}, {"prepend", "▁"}},
-                      {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}}})}}},
+        {"normalizers", json::array({{{"type", "Prepend"}, {"prepend", "▁"}},
+                                     {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}}})}}},
       {"pre_tokenizer", nullptr},
       {"model",
        {{"type", "BPE"},
@@ -74,11 +72,10 @@ json tiny_llama() {
         {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}}}}}},
       {"decoder",
        {{"type", "Sequence"},
-        {"decoders",
-         json::array({{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
-                      {{"type", "ByteFallback"}},
-                      {{"type", "Fuse"}},
-                      {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}}},
+        {"decoders", json::array({{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
+                                  {{"type", "ByteFallback"}},
+                                  {{"type", "Fuse"}},
+                                  {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}}},
   };
 }
 
@@ -233,8 +230,7 @@ TEST(Tokenizer, GuardsCheckedBeforeTokenizing) {
     t.encode("abcd");
     FAIL() << "no error";
   } catch (const InvalidInputError& e) {
-    EXPECT_NE(std::string(e.what()).find("4 characters long, over the limit of 3"),
-              std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("4 characters long, over the limit of 3"), std::string::npos);
   }
   try {
     t.encode_batch({"a", "b", "abcdef"});
@@ -249,8 +245,7 @@ TEST(Tokenizer, GuardsCheckedBeforeTokenizing) {
 TEST(Tokenizer, BatchMatchesSingleOnAnyThreadCount) {
   Tokenizer t = load(tiny_llama());
   std::vector<std::string> texts;
-  for (int i = 0; i < 300; ++i)
-    texts.push_back(std::string(size_t(i % 17), "abcde<"[i % 6]) + " <img> c");
+  for (int i = 0; i < 300; ++i) texts.push_back(std::string(size_t(i % 17), "abcde<"[i % 6]) + " <img> c");
   std::vector<std::string_view> views(texts.begin(), texts.end());
   for (size_t threads : {0, 1, 2, 7}) {
     auto batch = t.encode_batch(views, true, threads);
@@ -277,8 +272,7 @@ TEST(Tokenizer, Truncation) {
 TEST(Tokenizer, MetaspaceSchemes) {
   auto j = tiny_llama();
   j["normalizer"] = nullptr;
-  j["pre_tokenizer"] = {
-      {"type", "Metaspace"}, {"replacement", "▁"}, {"prepend_scheme", "first"}, {"split", false}};
+  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "▁"}, {"prepend_scheme", "first"}, {"split", false}};
   Tokenizer first = load(j);
   EXPECT_EQ(first.encode("a<img>a", false), (Ids{12, 18, 4}));  // no ▁ after the added token
   j["pre_tokenizer"]["prepend_scheme"] = "always";
@@ -325,10 +319,8 @@ TEST(Tokenizer, MalformedFilesNameTheField) {
   }
   {
     auto j = tiny_llama();
-    j["pre_tokenizer"] = {{"type", "Split"},
-                          {"pattern", {{"Regex", "\\d+"}}},
-                          {"behavior", "Isolated"},
-                          {"invert", false}};
+    j["pre_tokenizer"] = {
+        {"type", "Split"}, {"pattern", {{"Regex", "\\d+"}}}, {"behavior", "Isolated"}, {"invert", false}};
     expect(j, "pre_tokenizer.pattern: unsupported component: Split regex");
   }
   {
@@ -346,8 +338,7 @@ TEST(Tokenizer, MalformedFilesNameTheField) {
     j["decoder"]["decoders"][1] = {{"type", "CTC"}};
     expect(j, "decoder.decoders[1]: unsupported component: decoder type \"CTC\"");
   }
-  EXPECT_NE(error_of(json::parse("{\"model\": 1}")).find("model: expected an object"),
-            std::string::npos);
+  EXPECT_NE(error_of(json::parse("{\"model\": 1}")).find("model: expected an object"), std::string::npos);
 }
 
 TEST(Tokenizer, FileErrors) {

@@ -81,10 +81,12 @@ TEST(WeightMap, FusedAndBiasedLayoutsRoundTrip) {
       ++n;
     }
     if (std::string(type) == "phi3") {
-      EXPECT_EQ(map.to_hf("decoder.layers.3.self_attn.qkv_proj.weight").value_or(""), "model.layers.3.self_attn.qkv_proj.weight");
+      EXPECT_EQ(map.to_hf("decoder.layers.3.self_attn.qkv_proj.weight").value_or(""),
+                "model.layers.3.self_attn.qkv_proj.weight");
       EXPECT_EQ(n, 12u * (2 + 2 + 2) + 2);  // norms, qkv + o, gate_up + down
     } else {
-      EXPECT_EQ(map.to_hf("decoder.layers.0.self_attn.k_proj.bias").value_or(""), "model.layers.0.self_attn.k_proj.bias");
+      EXPECT_EQ(map.to_hf("decoder.layers.0.self_attn.k_proj.bias").value_or(""),
+                "model.layers.0.self_attn.k_proj.bias");
       EXPECT_EQ(n, 12u * (2 + 4 + 3 + 3) + 2);
     }
   }

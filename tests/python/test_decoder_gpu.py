@@ -3,7 +3,6 @@ for the packed path (flash attention varlen) and the padded path (SDPA). Run whe
 
 import pytest
 import torch
-import torch.nn.functional as F
 from test_decoder_parity import hf_embeddings, padded_batch
 from tiny_models import make_tiny_decoder
 

@@ -69,7 +69,7 @@ def test_cpp_example_encodes_without_python_like_unime_encode(tmp_path):
 
     build = os.environ.get("UNIME_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "cmake"))
     binary = os.path.join(build, "examples", "unime_encode_example")
-    assert os.path.exists(binary), f"{binary} missing: build with tools/bootstrap.sh --with-tests (UNIME_BUILD_EXAMPLES)"
+    assert os.path.exists(binary), f"{binary} missing: build with tools/bootstrap.sh --with-tests (examples on)"
     path = tmp_path / "model"
     save_tiny_llava_next_pipeline(path, tokenizer_json("mistral_legacy"))
     rng = np.random.default_rng(0)
@@ -80,8 +80,8 @@ def test_cpp_example_encodes_without_python_like_unime_encode(tmp_path):
         Image.fromarray(a).save(files[-1])
     instruction = "Represent the given image with the following question:"
     out = tmp_path / "emb.safetensors"
-    args = [binary, str(path), str(out), "--pair", "--text", "A dog runs.", "--image", files[0], "--text", "Ünïcödé 数字",
-            "--image", files[1], "--text", "What is it?", "--instruction", instruction]
+    args = [binary, str(path), str(out), "--pair", "--text", "A dog runs.", "--image", files[0],
+            "--text", "Ünïcödé 数字", "--image", files[1], "--text", "What is it?", "--instruction", instruction]
     run = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     ours = unime.load_safetensors(out)["embeddings"]
@@ -103,7 +103,8 @@ def test_training_notebook_runs_both_stages():
     import nbformat
 
     nb = nbformat.read(os.path.join(EXAMPLES, "train_two_stages.ipynb"), as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": EXAMPLES}}).execute()
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": EXAMPLES}})
+    client.execute()
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     losses = {}
     for line in text.splitlines():

@@ -7,7 +7,7 @@ import torch
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
 from reference.lora import lora_linear as lora_reference
 from reference.lora import scaling
-from test_decoder_parity import hf_embeddings, padded_batch
+from test_decoder_parity import padded_batch
 from tiny_models import make_tiny_decoder, make_tiny_llava_next
 from tolerances import OP_TOL, assert_embeddings_match
 
@@ -54,8 +54,8 @@ def test_zero_b_equals_the_plain_model_exactly(mistral, tiny_decoder_dir):
     paths = mistral.add_lora(TARGETS, r=4, alpha=8)
     assert len(paths) == 3 * len(TARGETS) and paths[0] == "decoder.layers.0.self_attn.q_proj"
     for packed in (True, False):
-        torch.testing.assert_close(mistral.encode_ids(ids, mask, packed=packed), plain.encode_ids(ids, mask, packed=packed),
-                                   atol=0, rtol=0)
+        torch.testing.assert_close(mistral.encode_ids(ids, mask, packed=packed),
+                                   plain.encode_ids(ids, mask, packed=packed), atol=0, rtol=0)
 
 
 def test_merged_equals_unmerged(mistral):

@@ -36,7 +36,8 @@ def assert_same_result(ours, theirs):
 @pytest.mark.parametrize("q,n,d,k,chunk", [(1, 1, 4, 1, 8192), (7, 100, 33, 5, 17), (50, 300, 16, 8, 64)])
 def test_miner_matches_reference(device, dtype, q, n, d, k, chunk):
     query, corpus = unit(q, d, dtype=dtype, device=device), unit(n, d, dtype=dtype, device=device, seed=1)
-    assert_same_result(ops.mine_hard_negatives(query, corpus, k, chunk_size=chunk), ref.mine_hard_negatives(query, corpus, k))
+    assert_same_result(ops.mine_hard_negatives(query, corpus, k, chunk_size=chunk),
+                       ref.mine_hard_negatives(query, corpus, k))
 
 
 @pytest.mark.parametrize("device", devices())
@@ -155,7 +156,8 @@ def test_miner_ceiling_argument_errors():
 def test_miner_strided_inputs_opcheck_and_no_gradient():
     query = unit(10, 40)[::2, 1:30]
     corpus = unit(29, 33, seed=1).T  # (33, 29) transposed view
-    assert_same_result(ops.mine_hard_negatives(query, corpus, 4, chunk_size=7), ref.mine_hard_negatives(query, corpus, 4))
+    assert_same_result(ops.mine_hard_negatives(query, corpus, 4, chunk_size=7),
+                       ref.mine_hard_negatives(query, corpus, 4))
     torch.library.opcheck(torch.ops.unime.mine_hard_negatives.default,
                           (query.contiguous(), corpus.contiguous(), 4, None, torch.zeros(5, 1, dtype=torch.long),
                            None, None, 0, 7))

@@ -81,8 +81,8 @@ def test_stage_one_prompt_custom_templates_and_padding(llava):
     model, _ = llava
     b = model.process(["A man sleeps."], [None], prompt="distill")
     assert b.prompts == ["[INST] A man sleeps.\nSummary above sentences in one word: [/INST]"]
-    b = model.process(["A man sleeps.", None], [None, image()], text_template="{text} Summary above sentences in one word: \n",
-                      image_template="{image} Describe.")
+    b = model.process(["A man sleeps.", None], [None, image()], image_template="{image} Describe.",
+                      text_template="{text} Summary above sentences in one word: \n")
     assert b.prompts == ["A man sleeps. Summary above sentences in one word: \n", "<image> Describe."]
     with pytest.raises(ValueError, match=r"input 0: .*no \{text\} slot"):
         model.process(["x"], [None], text_template="no slot")

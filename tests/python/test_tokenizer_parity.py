@@ -273,7 +273,8 @@ VARIANTS = {
     "qwen2-ignore-merges": ("qwen2", lambda j: j["model"].update(ignore_merges=True)),
     "gpt2-style-byte-level": (
         "qwen2",
-        _set(["pre_tokenizer"], {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}),
+        _set(["pre_tokenizer"],
+             {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}),
     ),
     "byte-level-no-prefix-no-regex": (
         "qwen2",
@@ -346,8 +347,10 @@ def test_added_token_ids_assigned_like_tokenizers():
     # The "id" fields are not trusted: tokenizers assigns ids in file order on load.
     def edit(j):
         j["added_tokens"] += [
-            dict(id=40000, content="<x>", single_word=False, lstrip=False, rstrip=False, normalized=True, special=False),
-            dict(id=39000, content="<y>", single_word=False, lstrip=False, rstrip=False, normalized=False, special=True),
+            dict(id=40000, content="<x>", single_word=False, lstrip=False, rstrip=False, normalized=True,
+                 special=False),
+            dict(id=39000, content="<y>", single_word=False, lstrip=False, rstrip=False, normalized=False,
+                 special=True),
             dict(id=7, content="hello", single_word=False, lstrip=False, rstrip=False, normalized=False, special=False),
             dict(id=5, content="<y>", single_word=False, lstrip=True, rstrip=False, normalized=False, special=True),
         ]

@@ -74,8 +74,8 @@ def test_one_batch_overfits(checkpoint):
 
 def test_bad_input_is_named_and_skip_loses_nothing_else(checkpoint, tmp_path):
     examples = instruct_examples(8)
-    broken = Example(id="broken-7", query=Input(prompt="<|image_1|>\nRepresent the image.\n",
-                                                image=str(tmp_path / "missing.jpg")), positive=Input(prompt="a caption"))
+    query = Input(prompt="<|image_1|>\nRepresent the image.\n", image=str(tmp_path / "missing.jpg"))
+    broken = Example(id="broken-7", query=query, positive=Input(prompt="a caption"))
     batch = examples[:7] + [broken]
     with pytest.raises(ValueError, match=r"example broken-7: image .*missing\.jpg"):
         trainer(checkpoint, "instruct").step(batch)
@@ -110,7 +110,8 @@ def test_other_bad_inputs_are_named(checkpoint):
 
 
 def test_config_round_trips_and_names_bad_fields(checkpoint, tmp_path):
-    config = TrainerConfig.for_stage("distill", batch_size=64, distill_template="{text} Summary above sentences in one word: \n")
+    config = TrainerConfig.for_stage("distill", batch_size=64,
+                                     distill_template="{text} Summary above sentences in one word: \n")
     assert config.lora_r == 32 and config.learning_rate == 5e-4  # the paper's stage-1 values
     for name in ("c.json", "c.yaml"):
         config.save(tmp_path / name)

@@ -63,7 +63,8 @@ def test_fit_on_mmeb_jsonl_with_an_image_folder(checkpoint, tmp_path):
     recorder = Recorder()
     out = tmp_path / "run"
     trainer = unime.Trainer(unime.Model.from_pretrained(checkpoint), "instruct", batch_size=4, hard_negatives=2,
-                            max_steps=4, save_every=2, eval_every=2, output_dir=str(out), lora_r=4, callbacks=[recorder],
+                            max_steps=4, save_every=2, eval_every=2, output_dir=str(out), lora_r=4,
+                            callbacks=[recorder],
                             evaluate=lambda model: {"norm": float(model.encode(texts=["a dog"]).norm())})
     history = trainer.fit(str(tmp_path / "train.jsonl"), progress=False)
     assert [m["step"] for m in history] == [1, 2, 3, 4] == recorder.steps
@@ -149,7 +150,7 @@ def test_stage1_with_a_teacher_file_and_jsonl_texts(checkpoint, tmp_path):
     np.save(tmp_path / "teacher.npy", np.random.default_rng(0).standard_normal((8, 33)).astype(np.float32))
     np.save(tmp_path / "teacher.ids.npy", np.array([f"s{i}" for i in range(8)]))
     teacher = TeacherEmbeddings.from_file(tmp_path / "teacher.npy")
-    trainer = unime.Trainer(unime.Model.from_pretrained(checkpoint), "distill", teacher=teacher, batch_size=4, max_steps=2,
-                            lora_r=4, distill_template="{text} Summary above sentences in one word: \n")
+    trainer = unime.Trainer(unime.Model.from_pretrained(checkpoint), "distill", teacher=teacher, batch_size=4,
+                            max_steps=2, lora_r=4, distill_template="{text} Summary above sentences in one word: \n")
     history = trainer.fit(data, progress=False)
     assert len(history) == 2 and all(np.isfinite(m["loss"]) for m in history)

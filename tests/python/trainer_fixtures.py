@@ -37,7 +37,8 @@ def instruct_examples(n, seed=0, negatives=0):
     out = []
     for i in range(n):
         if i % 2 == 0:
-            q = Input(prompt="<|image_1|>\nFind an image caption describing the given everyday image.\n", image=image(rng))
+            q = Input(prompt="<|image_1|>\nFind an image caption describing the given everyday image.\n",
+                      image=image(rng))
             p = Input(prompt=sentence(rng))
         else:
             q = Input(prompt=f"Find me an everyday image that matches the given caption: {sentence(rng)}\n")

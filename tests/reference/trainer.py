@@ -8,7 +8,8 @@ No GradCache: the whole batch is one autograd graph.
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
-from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+from transformers import (get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup,
+                          get_linear_schedule_with_warmup)
 
 from reference import losses
 
@@ -30,8 +31,8 @@ class ReferenceTrainer:
                 named[live].copy_(value)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         assert len(self.params) == len(adapters)
-        self.opt = torch.optim.AdamW(self.params, lr=config["learning_rate"], betas=(0.9, 0.999), eps=config["adam_epsilon"],
-                                     weight_decay=config["weight_decay"])
+        self.opt = torch.optim.AdamW(self.params, lr=config["learning_rate"], betas=(0.9, 0.999),
+                                     eps=config["adam_epsilon"], weight_decay=config["weight_decay"])
         if config["lr_schedule"] == "constant":
             self.sched = get_constant_schedule_with_warmup(self.opt, config["warmup_steps"])
         else:
@@ -53,12 +54,13 @@ class ReferenceTrainer:
         return loss.item()
 
     def adapters(self):
-        return {k.replace(".default", ""): p.detach().clone() for k, p in self.model.named_parameters() if p.requires_grad}
+        return {k.replace(".default", ""): p.detach().clone()
+                for k, p in self.model.named_parameters() if p.requires_grad}
 
 
 def distill_loss(c):
-    return lambda student, teacher: losses.similarity_kl(student, F.normalize(teacher, dim=-1), c["distill_temperature"],
-                                                         c["kl_direction"], c["kl_reduction"])
+    return lambda student, teacher: losses.similarity_kl(student, F.normalize(teacher, dim=-1),
+                                                         c["distill_temperature"], c["kl_direction"], c["kl_reduction"])
 
 
 def instruct_loss(c):

@@ -26,8 +26,8 @@ int64_t square_side(const json& v, const std::string& field, const std::string& 
                               " is not square; only square crops are supported");
     return h;
   }
-  throw InvalidInputError(source + ": field '" + field +
-                          "' must be an integer or {\"height\", \"width\"}, got " + v.dump());
+  throw InvalidInputError(source + ": field '" + field + "' must be an integer or {\"height\", \"width\"}, got " +
+                          v.dump());
 }
 
 std::array<float, 3> three_floats(const json& obj, const char* name, std::array<float, 3> fallback,
@@ -40,11 +40,9 @@ std::array<float, 3> three_floats(const json& obj, const char* name, std::array<
     return out;
   }
   if (!v.is_array() || v.size() != 3)
-    throw InvalidInputError(source + ": field '" + name + "' must be a number or 3 numbers, got " +
-                            v.dump());
+    throw InvalidInputError(source + ": field '" + name + "' must be a number or 3 numbers, got " + v.dump());
   for (size_t c = 0; c < 3; ++c) {
-    if (!v[c].is_number())
-      throw InvalidInputError(source + ": field '" + name + "' holds a non-number: " + v.dump());
+    if (!v[c].is_number()) throw InvalidInputError(source + ": field '" + name + "' holds a non-number: " + v.dump());
     out[c] = static_cast<float>(v[c].get<double>());  // numpy: np.array(mean, dtype=float32)
   }
   return out;
@@ -92,8 +90,7 @@ LlavaNextConfig LlavaNextConfig::from_json(const json& cfg, const std::string& s
       // only the square form, where both agree, is supported.
       c.shortest_edge = square_side(size, "size", source);
     } else {
-      throw InvalidInputError(source + ": field 'size' must hold shortest_edge, got " +
-                              size.dump());
+      throw InvalidInputError(source + ": field 'size' must hold shortest_edge, got " + size.dump());
     }
   }
   if (cfg.contains("patch_size") && cfg["patch_size"].is_number_integer())
@@ -103,11 +100,9 @@ LlavaNextConfig LlavaNextConfig::from_json(const json& cfg, const std::string& s
   c.rescale_factor = get_or<double>(cfg, "rescale_factor", c.rescale_factor, source);
   const auto resample = get_or<int64_t>(cfg, "resample", 3, source);
   if (resample != 2 && resample != 3)
-    throw InvalidInputError(source + ": resample " + str(resample) +
-                            " is not supported (2 = BILINEAR, 3 = BICUBIC)");
+    throw InvalidInputError(source + ": resample " + str(resample) + " is not supported (2 = BILINEAR, 3 = BICUBIC)");
   c.resample = static_cast<Filter>(resample);
-  for (const char* flag :
-       {"do_resize", "do_center_crop", "do_rescale", "do_normalize", "do_convert_rgb"})
+  for (const char* flag : {"do_resize", "do_center_crop", "do_rescale", "do_normalize", "do_convert_rgb"})
     require_flag(cfg, flag, true, source);
   c.exact_pad = get_or<bool>(cfg, "exact_pad", c.exact_pad, source);
   c.validate(source);
@@ -129,31 +124,27 @@ void LlavaNextConfig::validate(const std::string& source) const {
   if (crop_size <= 0 || crop_size > 8192)
     throw InvalidInputError(source + ": crop_size " + str(crop_size) + " is not in [1, 8192]");
   if (shortest_edge <= 0 || shortest_edge > 8192)
-    throw InvalidInputError(source + ": size.shortest_edge " + str(shortest_edge) +
-                            " is not in [1, 8192]");
+    throw InvalidInputError(source + ": size.shortest_edge " + str(shortest_edge) + " is not in [1, 8192]");
   if (patch_size <= 0 || crop_size % patch_size != 0)
-    throw InvalidInputError(source + ": patch_size " + str(patch_size) +
-                            " must be positive and divide crop_size " + str(crop_size));
+    throw InvalidInputError(source + ": patch_size " + str(patch_size) + " must be positive and divide crop_size " +
+                            str(crop_size));
   if (grid_pinpoints.empty()) throw InvalidInputError(source + ": image_grid_pinpoints is empty");
   for (size_t i = 0; i < grid_pinpoints.size(); ++i) {
     const auto [h, w] = grid_pinpoints[i];
     // transformers' model counts tiles as best // crop while the processor cuts ceil(best / crop)
     // tiles: they only agree on multiples of the crop.
     if (h <= 0 || w <= 0 || h % crop_size != 0 || w % crop_size != 0 || h > 65536 || w > 65536)
-      throw InvalidInputError(
-          source + ": image_grid_pinpoints[" + std::to_string(i) + "] (" + str(h) + ", " + str(w) +
-          ") must be positive multiples of crop_size " + str(crop_size) + " (at most 65536)");
+      throw InvalidInputError(source + ": image_grid_pinpoints[" + std::to_string(i) + "] (" + str(h) + ", " + str(w) +
+                              ") must be positive multiples of crop_size " + str(crop_size) + " (at most 65536)");
   }
   for (int c = 0; c < 3; ++c)
     if (!(std[c] != 0.0f) || !std::isfinite(std[c]) || !std::isfinite(mean[c]))
-      throw InvalidInputError(source +
-                              ": image_std must be finite and non-zero, image_mean finite");
-  if (!std::isfinite(rescale_factor))
-    throw InvalidInputError(source + ": rescale_factor must be finite");
+      throw InvalidInputError(source + ": image_std must be finite and non-zero, image_mean finite");
+  if (!std::isfinite(rescale_factor)) throw InvalidInputError(source + ": rescale_factor must be finite");
 }
 
-std::pair<int64_t, int64_t> select_best_resolution(
-    int64_t height, int64_t width, const std::vector<std::pair<int64_t, int64_t>>& pinpoints) {
+std::pair<int64_t, int64_t> select_best_resolution(int64_t height, int64_t width,
+                                                   const std::vector<std::pair<int64_t, int64_t>>& pinpoints) {
   std::pair<int64_t, int64_t> best{0, 0};
   int64_t best_effective = 0;
   double best_wasted = std::numeric_limits<double>::infinity();
@@ -165,8 +156,7 @@ std::pair<int64_t, int64_t> select_best_resolution(
     const auto dh = static_cast<int64_t>(static_cast<double>(height) * scale);
     const int64_t effective = std::min(dw * dh, width * height);
     const int64_t wasted = w * h - effective;
-    if (effective > best_effective ||
-        (effective == best_effective && static_cast<double>(wasted) < best_wasted)) {
+    if (effective > best_effective || (effective == best_effective && static_cast<double>(wasted) < best_wasted)) {
       best_effective = effective;
       best_wasted = static_cast<double>(wasted);
       best = {h, w};
@@ -175,8 +165,7 @@ std::pair<int64_t, int64_t> select_best_resolution(
   return best;
 }
 
-std::pair<int64_t, int64_t> fit_size(int64_t height, int64_t width, int64_t target_height,
-                                     int64_t target_width) {
+std::pair<int64_t, int64_t> fit_size(int64_t height, int64_t width, int64_t target_height, int64_t target_width) {
   const double scale_w = static_cast<double>(target_width) / static_cast<double>(width);
   const double scale_h = static_cast<double>(target_height) / static_cast<double>(height);
   if (scale_w < scale_h) {
@@ -192,12 +181,10 @@ LlavaNextLayout llava_next_layout(int64_t height, int64_t width, const LlavaNext
     throw InvalidInputError("llava_next_layout: image size " + str(height) + "x" + str(width) +
                             " (height x width) is not in [1, " + str(kMaxSide) + "]");
   LlavaNextLayout l;
-  std::tie(l.best_height, l.best_width) =
-      select_best_resolution(height, width, config.grid_pinpoints);
+  std::tie(l.best_height, l.best_width) = select_best_resolution(height, width, config.grid_pinpoints);
   l.tiles_h = l.best_height / config.crop_size;
   l.tiles_w = l.best_width / config.crop_size;
-  std::tie(l.resized_height, l.resized_width) =
-      fit_size(height, width, l.best_height, l.best_width);
+  std::tie(l.resized_height, l.resized_width) = fit_size(height, width, l.best_height, l.best_width);
   const int64_t side = config.crop_size / config.patch_size;
   const int64_t cur_h = side * l.tiles_h, cur_w = side * l.tiles_w;
   l.feat_rows_begin = 0, l.feat_rows_end = cur_h;

@@ -32,11 +32,10 @@ inline constexpr std::array<float, 3> kOpenAiClipStd{0.26862954f, 0.26130258f, 0
 struct LlavaNextConfig {
   // Candidate canvas sizes (height, width), in the listed order (ties keep the first). Each side a
   // positive multiple of crop_size.
-  std::vector<std::pair<int64_t, int64_t>> grid_pinpoints{
-      {336, 672}, {672, 336}, {672, 672}, {1008, 336}, {336, 1008}};
-  int64_t crop_size = 336;      // tile side and center-crop side (crop_size.height == width)
-  int64_t shortest_edge = 336;  // size.shortest_edge: the base image is resized to this square
-  int64_t patch_size = 14;      // vision patch side: crop_size / patch_size features per tile side
+  std::vector<std::pair<int64_t, int64_t>> grid_pinpoints{{336, 672}, {672, 336}, {672, 672}, {1008, 336}, {336, 1008}};
+  int64_t crop_size = 336;                      // tile side and center-crop side (crop_size.height == width)
+  int64_t shortest_edge = 336;                  // size.shortest_edge: the base image is resized to this square
+  int64_t patch_size = 14;                      // vision patch side: crop_size / patch_size features per tile side
   std::array<float, 3> mean = kOpenAiClipMean;  // float32, as numpy casts image_mean
   std::array<float, 3> std = kOpenAiClipStd;
   double rescale_factor = 1.0 / 255.0;  // applied in float64, then cast to float32
@@ -80,14 +79,13 @@ struct LlavaNextLayout {
 
 // transformers' select_best_resolution: the (height, width) pinpoint that keeps the most of the
 // image's pixels after an aspect-preserving fit, then wastes the least canvas; first wins ties.
-std::pair<int64_t, int64_t> select_best_resolution(
-    int64_t height, int64_t width, const std::vector<std::pair<int64_t, int64_t>>& pinpoints);
+std::pair<int64_t, int64_t> select_best_resolution(int64_t height, int64_t width,
+                                                   const std::vector<std::pair<int64_t, int64_t>>& pinpoints);
 
 // The aspect-preserving size of an image fitted into target (height, width): one side equals the
 // target's, the other is ceil(side * scale) capped at the target (transformers'
 // _get_patch_output_size).
-std::pair<int64_t, int64_t> fit_size(int64_t height, int64_t width, int64_t target_height,
-                                     int64_t target_width);
+std::pair<int64_t, int64_t> fit_size(int64_t height, int64_t width, int64_t target_height, int64_t target_width);
 
 // The ONE place where the tile grid, the token count and the unpadding ranges are computed.
 // Throws InvalidInputError when height or width is not in [1, kMaxSide].

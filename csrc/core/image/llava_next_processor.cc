@@ -29,8 +29,7 @@ int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 
 
 // Writes the crop x crop window of `img` whose top-left corner is (top, left) in image coordinates
 // (possibly outside: zeros there, as transformers pads before cropping) through the table.
-void crop_normalise(const ImageView& img, int64_t top, int64_t left, int64_t crop,
-                    const Table& table, float* out) {
+void crop_normalise(const ImageView& img, int64_t top, int64_t left, int64_t crop, const Table& table, float* out) {
   const size_t plane = static_cast<size_t>(crop) * crop;
   for (int64_t y = 0; y < crop; ++y) {
     const int64_t sy = top + y;
@@ -50,13 +49,11 @@ void crop_normalise(const ImageView& img, int64_t top, int64_t left, int64_t cro
   }
 }
 
-void finish_patch(const ImageView& patch, const LlavaNextConfig& config, const Table& table,
-                  float* out) {
+void finish_patch(const ImageView& patch, const LlavaNextConfig& config, const Table& table, float* out) {
   // transformers' get_resize_output_image_size(default_to_square=False).
   const int64_t h = patch.height, w = patch.width, s = config.shortest_edge;
   const int64_t shorter = std::min(h, w), longer = std::max(h, w);
-  const auto new_long =
-      static_cast<int64_t>(static_cast<double>(s * longer) / static_cast<double>(shorter));
+  const auto new_long = static_cast<int64_t>(static_cast<double>(s * longer) / static_cast<double>(shorter));
   const int64_t rh = w <= h ? new_long : s, rw = w <= h ? s : new_long;
   std::vector<uint8_t> resized;
   ImageView img = patch;
@@ -82,13 +79,12 @@ void llava_next_finish_patch(const ImageView& patch, const LlavaNextConfig& conf
   finish_patch(patch, config, normalisation_table(config), out);
 }
 
-void llava_next_preprocess_into(const ImageView& image, const LlavaNextConfig& config,
-                                const LlavaNextLayout& layout, float* out) {
+void llava_next_preprocess_into(const ImageView& image, const LlavaNextConfig& config, const LlavaNextLayout& layout,
+                                float* out) {
   if (image.data == nullptr) throw InvalidInputError("llava_next_preprocess: image data is null");
   if (image.height <= 0 || image.width <= 0 || image.height > kMaxSide || image.width > kMaxSide)
-    throw InvalidInputError("llava_next_preprocess: image size " + std::to_string(image.height) +
-                            "x" + std::to_string(image.width) + " is not in [1, " +
-                            std::to_string(kMaxSide) + "]");
+    throw InvalidInputError("llava_next_preprocess: image size " + std::to_string(image.height) + "x" +
+                            std::to_string(image.width) + " is not in [1, " + std::to_string(kMaxSide) + "]");
   const Table table = normalisation_table(config);
   const int64_t crop = config.crop_size;
   const size_t patch_floats = 3 * static_cast<size_t>(crop) * crop;
@@ -111,8 +107,8 @@ void llava_next_preprocess_into(const ImageView& image, const LlavaNextConfig& c
   {
     auto resized = resize_rgb(image, nh, nw, config.resample);
     for (int64_t y = 0; y < nh; ++y)
-      std::memcpy(&canvas[(static_cast<size_t>(y + py) * cw + px) * 3],
-                  &resized[static_cast<size_t>(y) * nw * 3], static_cast<size_t>(nw) * 3);
+      std::memcpy(&canvas[(static_cast<size_t>(y + py) * cw + px) * 3], &resized[static_cast<size_t>(y) * nw * 3],
+                  static_cast<size_t>(nw) * 3);
   }
 
   // 3. Tiles, row-major; a full tile is read in place, a short edge tile is copied out and resized
@@ -124,20 +120,18 @@ void llava_next_preprocess_into(const ImageView& image, const LlavaNextConfig& c
       const int64_t h = std::min(crop, ch - i), w = std::min(crop, cw - j);
       float* dst = out + index * patch_floats;
       if (h == crop && w == crop && config.shortest_edge == crop) {
-        crop_normalise({&canvas[(static_cast<size_t>(i) * cw + j) * 3], ch - i, cw}, 0, 0, crop,
-                       table, dst);
+        crop_normalise({&canvas[(static_cast<size_t>(i) * cw + j) * 3], ch - i, cw}, 0, 0, crop, table, dst);
         continue;
       }
       tile.resize(static_cast<size_t>(h) * w * 3);
       for (int64_t y = 0; y < h; ++y)
-        std::memcpy(&tile[static_cast<size_t>(y) * w * 3],
-                    &canvas[(static_cast<size_t>(i + y) * cw + j) * 3], static_cast<size_t>(w) * 3);
+        std::memcpy(&tile[static_cast<size_t>(y) * w * 3], &canvas[(static_cast<size_t>(i + y) * cw + j) * 3],
+                    static_cast<size_t>(w) * 3);
       finish_patch({tile.data(), h, w}, config, table, dst);
     }
   }
   if (index != layout.num_patches())
-    throw InvalidInputError("llava_next_preprocess: cut " + std::to_string(index) +
-                            " patches but the layout expects " +
+    throw InvalidInputError("llava_next_preprocess: cut " + std::to_string(index) + " patches but the layout expects " +
                             std::to_string(layout.num_patches()));
 }
 
@@ -145,8 +139,7 @@ LlavaNextPixels llava_next_preprocess(const ImageView& image, const LlavaNextCon
   LlavaNextPixels result;
   result.layout = llava_next_layout(image.height, image.width, config);
   result.num_patches = result.layout.num_patches();
-  result.pixels.resize(static_cast<size_t>(result.num_patches) * 3 * config.crop_size *
-                       config.crop_size);
+  result.pixels.resize(static_cast<size_t>(result.num_patches) * 3 * config.crop_size * config.crop_size);
   llava_next_preprocess_into(image, config, result.layout, result.pixels.data());
   return result;
 }
@@ -156,9 +149,8 @@ std::vector<ItemError> llava_next_preprocess_batch(const std::vector<ImageView>&
                                                    const std::vector<float*>& outs, size_t num_threads) {
   if (layouts.size() != images.size() || outs.size() != images.size())
     throw InvalidInputError("llava_next_preprocess_batch: images, layouts and outputs differ in number");
-  return parallel_for_each(images.size(), num_threads, [&](size_t i) {
-    llava_next_preprocess_into(images[i], config, layouts[i], outs[i]);
-  });
+  return parallel_for_each(images.size(), num_threads,
+                           [&](size_t i) { llava_next_preprocess_into(images[i], config, layouts[i], outs[i]); });
 }
 
 }  // namespace unime::core::image

@@ -36,8 +36,8 @@ LlavaNextPixels llava_next_preprocess(const ImageView& image, const LlavaNextCon
 // The same into a caller-owned buffer of layout.num_patches() * 3 * crop_size^2 floats, where
 // `layout` is llava_next_layout(image.height, image.width, config) (lets a caller allocate the
 // output, e.g. a torch tensor, before the work). Thread-safe: shares no state between calls.
-void llava_next_preprocess_into(const ImageView& image, const LlavaNextConfig& config,
-                                const LlavaNextLayout& layout, float* out);
+void llava_next_preprocess_into(const ImageView& image, const LlavaNextConfig& config, const LlavaNextLayout& layout,
+                                float* out);
 
 // llava_next_preprocess_into for every image, on `num_threads` threads (0: one per core): image i
 // writes to outs[i], laid out as layouts[i]. Every image is attempted; the failures come back by

@@ -81,8 +81,7 @@ inline uint8_t clip8(int32_t acc) {
 }
 
 // Horizontal pass over rows [row0, row0 + rows) of `in` (in_w wide) into `out` (rows x out_w).
-void resample_rows(const uint8_t* in, int in_w, int row0, int rows, const Taps& taps, int out_w,
-                   uint8_t* out) {
+void resample_rows(const uint8_t* in, int in_w, int row0, int rows, const Taps& taps, int out_w, uint8_t* out) {
   const size_t in_stride = static_cast<size_t>(in_w) * 3;
   for (int y = 0; y < rows; ++y) {
     const uint8_t* src = in + (static_cast<size_t>(row0) + y) * in_stride;
@@ -106,8 +105,7 @@ void resample_rows(const uint8_t* in, int in_w, int row0, int rows, const Taps& 
 // Vertical pass: output row o mixes input rows first[o] - row0 ... of `in` (width w). The loop
 // runs along the row for each tap so that the compiler vectorises the multiply-adds; the integer
 // sums are the same in any order.
-void resample_columns(const uint8_t* in, int w, int row0, const Taps& taps, int out_h,
-                      uint8_t* out) {
+void resample_columns(const uint8_t* in, int w, int row0, const Taps& taps, int out_h, uint8_t* out) {
   const size_t n = static_cast<size_t>(w) * 3;
   std::vector<int32_t> acc(n);
   for (int o = 0; o < out_h; ++o) {
@@ -125,8 +123,8 @@ void resample_columns(const uint8_t* in, int w, int row0, const Taps& taps, int 
 
 void check_side(int64_t v, const char* name) {
   if (v <= 0 || v > kMaxSide)
-    throw InvalidInputError("resize_rgb: " + std::string(name) + " must be in [1, " +
-                            std::to_string(kMaxSide) + "], got " + std::to_string(v));
+    throw InvalidInputError("resize_rgb: " + std::string(name) + " must be in [1, " + std::to_string(kMaxSide) +
+                            "], got " + std::to_string(v));
 }
 
 }  // namespace
@@ -139,8 +137,8 @@ void resize_rgb(const ImageView& image, int64_t out_h, int64_t out_w, Filter fil
   if (image.data == nullptr) throw InvalidInputError("resize_rgb: image data is null");
   if (out == nullptr) throw InvalidInputError("resize_rgb: out is null");
   if (filter != Filter::kBicubic && filter != Filter::kBilinear)
-    throw InvalidInputError("resize_rgb: unsupported filter " +
-                            std::to_string(static_cast<int>(filter)) + " (2 bilinear, 3 bicubic)");
+    throw InvalidInputError("resize_rgb: unsupported filter " + std::to_string(static_cast<int>(filter)) +
+                            " (2 bilinear, 3 bicubic)");
   const int in_h = static_cast<int>(image.height), in_w = static_cast<int>(image.width);
   const int oh = static_cast<int>(out_h), ow = static_cast<int>(out_w);
   if (in_h == oh && in_w == ow) {  // Pillow returns a copy
@@ -161,13 +159,11 @@ void resize_rgb(const ImageView& image, int64_t out_h, int64_t out_w, Filter fil
   const int row0 = vert.first[0];
   const int row1 = vert.first[oh - 1] + vert.count[oh - 1];
   std::vector<uint8_t> tmp(static_cast<size_t>(row1 - row0) * ow * 3);
-  resample_rows(image.data, in_w, row0, row1 - row0, compute_taps(in_w, ow, filter), ow,
-                tmp.data());
+  resample_rows(image.data, in_w, row0, row1 - row0, compute_taps(in_w, ow, filter), ow, tmp.data());
   resample_columns(tmp.data(), ow, row0, vert, oh, out);
 }
 
-std::vector<uint8_t> resize_rgb(const ImageView& image, int64_t out_h, int64_t out_w,
-                                Filter filter) {
+std::vector<uint8_t> resize_rgb(const ImageView& image, int64_t out_h, int64_t out_w, Filter filter) {
   check_side(out_h, "out_h");
   check_side(out_w, "out_w");
   std::vector<uint8_t> out(static_cast<size_t>(out_h) * out_w * 3);

@@ -39,8 +39,7 @@ enum class Filter : int { kBilinear = 2, kBicubic = 3 };
 void resize_rgb(const ImageView& image, int64_t out_h, int64_t out_w, Filter filter, uint8_t* out);
 
 // The same, returning a new buffer of out_h * out_w * 3 bytes.
-std::vector<uint8_t> resize_rgb(const ImageView& image, int64_t out_h, int64_t out_w,
-                                Filter filter);
+std::vector<uint8_t> resize_rgb(const ImageView& image, int64_t out_h, int64_t out_w, Filter filter);
 
 // Sides above this are refused: Pillow's own arithmetic is 32-bit (int sizes, int accumulators),
 // and no processor here needs more than a few thousand pixels.

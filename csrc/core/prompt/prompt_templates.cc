@@ -20,16 +20,25 @@ const std::map<std::string, PromptTemplate>& table() {
   // Text-only decoders get the text as it is.
   static const std::map<std::string, PromptTemplate> t = {
       {"llava_next",
-       {"llava_next", "<image>", "<image>", "[INST] {text}\nSummary above sentence in one word: [/INST]",
+       {"llava_next",
+        "<image>",
+        "<image>",
+        "[INST] {text}\nSummary above sentence in one word: [/INST]",
         "[INST] {image}\nSummary above image in one word: [/INST]",
-        "[INST] {text}\nSummary above sentences in one word: [/INST]", {"<image>"}}},
+        "[INST] {text}\nSummary above sentences in one word: [/INST]",
+        {"<image>"}}},
       {"phi3_v",
-       {"phi3_v", "<|image_{n}|>", "<|image_{n}|>",
+       {"phi3_v",
+        "<|image_{n}|>",
+        "<|image_{n}|>",
         "<|user|>\n{text}\nSummary above sentence in one word:<|end|>\n<|assistant|>\n",
         "<|user|>\n{image}\nSummary above image in one word:<|end|>\n<|assistant|>\n",
-        "<|user|>\n{text}\nSummary above sentences in one word:<|end|>\n<|assistant|>\n", {"<|image_"}}},
+        "<|user|>\n{text}\nSummary above sentences in one word:<|end|>\n<|assistant|>\n",
+        {"<|image_"}}},
       {"qwen2_vl",
-       {"qwen2_vl", "<|vision_start|><|image_pad|><|vision_end|>", "<|image_pad|>",
+       {"qwen2_vl",
+        "<|vision_start|><|image_pad|><|vision_end|>",
+        "<|image_pad|>",
         "<|im_start|>user\n{text}\nSummary above sentence in one word:<|im_end|>\n<|im_start|>assistant\n",
         "<|im_start|>user\n{image}\nSummary above image in one word:<|im_end|>\n<|im_start|>assistant\n",
         "<|im_start|>user\n{text}\nSummary above sentences in one word:<|im_end|>\n<|im_start|>assistant\n",
@@ -48,7 +57,7 @@ std::string numbered(const std::string& placeholder) { return replace_all(placeh
 void check_reserved(const PromptTemplate& t, const std::optional<std::string>& text,
                     const std::optional<std::string>& instruction) {
   const std::pair<const char*, const std::optional<std::string>*> fields[] = {{"text", &text},
-                                                                               {"instruction", &instruction}};
+                                                                              {"instruction", &instruction}};
   for (const auto& [name, value] : fields) {
     if (!*value) continue;
     for (const auto& r : t.reserved)
@@ -106,11 +115,14 @@ std::string fill_template(const PromptTemplate& t, const std::string& custom, co
   const size_t texts = count("{text}"), images = count("{image}");
   if (texts > 1 || images > 1)
     throw InvalidInputError("prompt template " + quote(custom) + " holds {text} or {image} more than once");
-  if (text && texts == 0) throw InvalidInputError("prompt template " + quote(custom) + " has no {text} slot for the text");
-  if (!text && texts == 1) throw InvalidInputError("prompt template " + quote(custom) + " has a {text} slot but the input has no text");
+  if (text && texts == 0)
+    throw InvalidInputError("prompt template " + quote(custom) + " has no {text} slot for the text");
+  if (!text && texts == 1)
+    throw InvalidInputError("prompt template " + quote(custom) + " has a {text} slot but the input has no text");
   if (has_image != (images == 1))
-    throw InvalidInputError("prompt template " + quote(custom) + (has_image ? " has no {image} slot for the image"
-                                                                            : " has an {image} slot but the input has no image"));
+    throw InvalidInputError(
+        "prompt template " + quote(custom) +
+        (has_image ? " has no {image} slot for the image" : " has an {image} slot but the input has no image"));
   if (has_image && t.image_placeholder.empty())
     throw InvalidInputError("model_type " + quote(t.family) + " is text-only but the input has an image");
   check_reserved(t, text, std::nullopt);

@@ -31,14 +31,12 @@ void TokenMatcher::add(std::string pattern, int32_t token_index) {
   for (auto& v : by_byte_) v.clear();
   std::vector<uint32_t> order(patterns_.size());
   for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    return patterns_[a].text.size() > patterns_[b].text.size();
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint32_t a, uint32_t b) { return patterns_[a].text.size() > patterns_[b].text.size(); });
   for (uint32_t i : order) by_byte_[static_cast<unsigned char>(patterns_[i].text[0])].push_back(i);
 }
 
-bool TokenMatcher::find(std::string_view text, size_t from, size_t* begin, size_t* end,
-                        int32_t* token) const {
+bool TokenMatcher::find(std::string_view text, size_t from, size_t* begin, size_t* end, int32_t* token) const {
   for (size_t i = from; i < text.size(); ++i) {
     const auto& candidates = by_byte_[static_cast<unsigned char>(text[i])];
     for (uint32_t c : candidates) {  // longest first, so the first hit is the longest
@@ -108,8 +106,7 @@ int32_t AddedVocabulary::id_of(std::string_view content) const {
   return it == by_content_.end() ? -1 : tokens_[it->second].id;
 }
 
-void AddedVocabulary::split(const TokenMatcher& matcher, std::string_view text,
-                            std::vector<Span>& out) const {
+void AddedVocabulary::split(const TokenMatcher& matcher, std::string_view text, std::vector<Span>& out) const {
   if (matcher.empty()) {
     out.push_back({0, text.size(), -1});
     return;

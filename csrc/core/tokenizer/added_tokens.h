@@ -61,15 +61,12 @@ class AddedVocabulary {
  public:
   // Parses the "added_tokens" array; `model` gives existing ids, `normalizer` (may be null) the
   // patterns of normalized tokens.
-  static AddedVocabulary from_json(const nlohmann::json& list, const BpeModel& model,
-                                   const Normalizer* normalizer);
+  static AddedVocabulary from_json(const nlohmann::json& list, const BpeModel& model, const Normalizer* normalizer);
 
   // Splits raw input on the tokens with normalized=false.
   void split_raw(std::string_view text, std::vector<Span>& out) const { split(raw_, text, out); }
   // Splits an already normalised piece on the tokens with normalized=true.
-  void split_normalized(std::string_view text, std::vector<Span>& out) const {
-    split(normalized_, text, out);
-  }
+  void split_normalized(std::string_view text, std::vector<Span>& out) const { split(normalized_, text, out); }
   bool has_normalized() const { return !normalized_.empty(); }
 
   const AddedToken* by_id(int32_t id) const;

@@ -77,8 +77,7 @@ BpeModel BpeModel::from_json(const nlohmann::json& config, const std::string& wh
   int64_t max_id = -1;
   m.vocab_.reserve(vocab.size());
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
-        it.value().get<int64_t>() > INT32_MAX) {
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() > INT32_MAX) {
       fail(where + ".vocab[\"" + it.key() + "\"]", "expected a non-negative 32-bit integer id");
     }
     int32_t id = int32_t(it.value().get<int64_t>());
@@ -108,10 +107,9 @@ BpeModel BpeModel::from_json(const nlohmann::json& config, const std::string& wh
   m.fuse_unk_ = json_fields::get_bool(config, "fuse_unk", where, false);
   m.byte_fallback_ = json_fields::get_bool(config, "byte_fallback", where, false);
   m.ignore_merges_ = json_fields::get_bool(config, "ignore_merges", where, false);
-  for (auto [key, field] : {std::pair{"continuing_subword_prefix", &m.prefix_},
-                            std::pair{"end_of_word_suffix", &m.suffix_}}) {
-    if (config.contains(key) && !config[key].is_null())
-      *field = json_fields::get_string(config, key, where);
+  for (auto [key, field] :
+       {std::pair{"continuing_subword_prefix", &m.prefix_}, std::pair{"end_of_word_suffix", &m.suffix_}}) {
+    if (config.contains(key) && !config[key].is_null()) *field = json_fields::get_string(config, key, where);
   }
   m.all_byte_level_ids_ = true;
   for (int b = 0; b < 256; ++b) {
@@ -134,8 +132,7 @@ BpeModel BpeModel::from_json(const nlohmann::json& config, const std::string& wh
       if (space == std::string::npos) fail(at, "expected two tokens separated by a space");
       left = s.substr(0, space);
       right = s.substr(space + 1);
-    } else if (entry.is_array() && entry.size() == 2 && entry[0].is_string() &&
-               entry[1].is_string()) {
+    } else if (entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_string()) {
       left = entry[0].get<std::string>();
       right = entry[1].get<std::string>();
     } else {
@@ -146,8 +143,7 @@ BpeModel BpeModel::from_json(const nlohmann::json& config, const std::string& wh
     std::string merged_token = left + right;
     if (!m.prefix_.empty()) {
       if (right.compare(0, m.prefix_.size(), m.prefix_) != 0) {
-        fail(at, "token \"" + right + "\" does not start with continuing_subword_prefix \"" +
-                     m.prefix_ + "\"");
+        fail(at, "token \"" + right + "\" does not start with continuing_subword_prefix \"" + m.prefix_ + "\"");
       }
       merged_token = left + right.substr(m.prefix_.size());
     }
@@ -248,8 +244,7 @@ void BpeModel::merge(std::vector<int32_t>& ids, std::vector<int32_t>& out) const
     prev[size_t(i)] = i - 1;
     next[size_t(i)] = i + 1 < n ? i + 1 : -1;
     if (i + 1 < n) {
-      if (const auto* m = merges_.find(ids[size_t(i)], ids[size_t(i) + 1]))
-        heap.push_back({m->rank, i, m->id});
+      if (const auto* m = merges_.find(ids[size_t(i)], ids[size_t(i) + 1])) heap.push_back({m->rank, i, m->id});
     }
   }
   auto greater = std::greater<Candidate>();

@@ -14,8 +14,7 @@ using json_fields::fail;
 
 class SequenceNormalizer : public Normalizer {
  public:
-  explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> steps)
-      : steps_(std::move(steps)) {}
+  explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> steps) : steps_(std::move(steps)) {}
   void normalize(std::string& text) const override {
     for (const auto& s : steps_) s->normalize(text);
   }
@@ -105,8 +104,7 @@ void replace_all(std::string& text, const std::string& pattern, const std::strin
   text.swap(out);
 }
 
-std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& config,
-                                            const std::string& where) {
+std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& config, const std::string& where) {
   if (config.is_null()) return nullptr;
   std::string type = json_fields::get_type(config, where);
   if (type == "Sequence") {
@@ -128,15 +126,13 @@ std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& config,
     std::string pattern = json_fields::get_pattern(config, where, &is_regex);
     if (is_regex) fail(where + ".pattern", "unsupported component: Replace with a Regex pattern");
     if (pattern.empty()) fail(where + ".pattern", "an empty String pattern is not supported");
-    return std::make_unique<ReplaceNormalizer>(pattern,
-                                               json_fields::get_string(config, "content", where));
+    return std::make_unique<ReplaceNormalizer>(pattern, json_fields::get_string(config, "content", where));
   }
   if (type == "NFC") return std::make_unique<NfcNormalizer>();
   if (type == "NFD") return std::make_unique<NfdNormalizer>();
   if (type == "Strip") {
-    return std::make_unique<StripNormalizer>(
-        json_fields::get_bool(config, "strip_left", where, false),
-        json_fields::get_bool(config, "strip_right", where, false));
+    return std::make_unique<StripNormalizer>(json_fields::get_bool(config, "strip_left", where, false),
+                                             json_fields::get_bool(config, "strip_right", where, false));
   }
   fail(where, "unsupported component: normalizer type \"" + type + "\"");
 }

@@ -34,8 +34,7 @@ std::map<std::string, std::vector<int32_t>> parse_special_tokens(const nlohmann:
 
 }  // namespace
 
-std::unique_ptr<PostProcessor> PostProcessor::from_json(const nlohmann::json& config,
-                                                        const std::string& where) {
+std::unique_ptr<PostProcessor> PostProcessor::from_json(const nlohmann::json& config, const std::string& where) {
   if (config.is_null()) return nullptr;
   auto p = std::make_unique<PostProcessor>();
   p->append(config, where);
@@ -48,8 +47,7 @@ void PostProcessor::append(const nlohmann::json& config, const std::string& wher
   if (type == "Sequence") {
     const auto& list = json_fields::require(config, "processors", where);
     if (!list.is_array()) fail(where + ".processors", "expected an array");
-    for (size_t i = 0; i < list.size(); ++i)
-      append(list[i], where + ".processors[" + std::to_string(i) + "]");
+    for (size_t i = 0; i < list.size(); ++i) append(list[i], where + ".processors[" + std::to_string(i) + "]");
     return;
   }
   if (type != "TemplateProcessing") {

@@ -22,8 +22,7 @@ class PostProcessor {
     std::vector<int32_t> ids;
   };
 
-  static std::unique_ptr<PostProcessor> from_json(const nlohmann::json& config,
-                                                  const std::string& where);
+  static std::unique_ptr<PostProcessor> from_json(const nlohmann::json& config, const std::string& where);
 
   // How many ids process() adds (what truncation must leave room for).
   size_t added_count() const;

@@ -36,8 +36,7 @@ struct Part {
 
 // Turns the matches of a pattern in a piece of `size` bytes into the kept ranges, applying
 // `behavior` the way tokenizers' NormalizedString::split does.
-std::vector<Range> apply_behavior(const std::vector<Range>& matches, size_t size, bool invert,
-                                  Behavior behavior) {
+std::vector<Range> apply_behavior(const std::vector<Range>& matches, size_t size, bool invert, Behavior behavior) {
   std::vector<Part> parts;
   size_t prev = 0;
   for (const auto& m : matches) {
@@ -119,16 +118,14 @@ void split_pieces(std::vector<Piece>& pieces, bool invert, Behavior behavior, Fi
 }
 
 void find_literal(const std::string& pattern, std::string_view text, std::vector<Range>& out) {
-  for (size_t pos = text.find(pattern); pos != std::string_view::npos;
-       pos = text.find(pattern, pos + pattern.size())) {
+  for (size_t pos = text.find(pattern); pos != std::string_view::npos; pos = text.find(pattern, pos + pattern.size())) {
     out.emplace_back(pos, pos + pattern.size());
   }
 }
 
 class SequencePreTokenizer : public PreTokenizer {
  public:
-  explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> steps)
-      : steps_(std::move(steps)) {}
+  explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> steps) : steps_(std::move(steps)) {}
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     for (const auto& s : steps_) s->pre_tokenize(pieces);
   }
@@ -149,15 +146,13 @@ class MetaspacePreTokenizer : public PreTokenizer {
     for (auto& piece : pieces) {
       replace_all(piece.text, " ", replacement_);
       bool starts = piece.text.compare(0, replacement_.size(), replacement_) == 0;
-      if (!starts &&
-          (scheme_ == Scheme::kAlways || (scheme_ == Scheme::kFirst && piece.at_start))) {
+      if (!starts && (scheme_ == Scheme::kAlways || (scheme_ == Scheme::kFirst && piece.at_start))) {
         piece.text.insert(0, replacement_);
       }
     }
     if (split_) {
-      split_pieces(
-          pieces, false, Behavior::kMergedWithNext,
-          [this](std::string_view t, std::vector<Range>& m) { find_literal(replacement_, t, m); });
+      split_pieces(pieces, false, Behavior::kMergedWithNext,
+                   [this](std::string_view t, std::vector<Range>& m) { find_literal(replacement_, t, m); });
     }
   }
 
@@ -169,8 +164,7 @@ class MetaspacePreTokenizer : public PreTokenizer {
 
 class SplitPreTokenizer : public PreTokenizer {
  public:
-  SplitPreTokenizer(std::string literal, std::optional<SplitRegex> regex, Behavior behavior,
-                    bool invert)
+  SplitPreTokenizer(std::string literal, std::optional<SplitRegex> regex, Behavior behavior, bool invert)
       : literal_(std::move(literal)), regex_(regex), behavior_(behavior), invert_(invert) {}
 
   void pre_tokenize(std::vector<Piece>& pieces) const override {
@@ -223,8 +217,7 @@ struct ByteTable {
     bytes.fill(-1);
     int extra = 0;
     for (int b = 0; b < 256; ++b) {
-      bool printable =
-          (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       uint32_t cp = printable ? uint32_t(b) : uint32_t(0x100 + extra++);
       utf8::append_utf8(chars[b], cp);
       bytes[cp] = b;
@@ -250,8 +243,7 @@ std::string byte_level_encode(std::string_view text) {
   return out;
 }
 
-std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& config,
-                                                 const std::string& where) {
+std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& config, const std::string& where) {
   if (config.is_null()) return nullptr;
   std::string type = json_fields::get_type(config, where);
   if (type == "Sequence") {
@@ -279,8 +271,7 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& config,
       } else if (s == "never") {
         scheme = MetaspacePreTokenizer::Scheme::kNever;
       } else {
-        fail(where + ".prepend_scheme",
-             "expected \"always\", \"first\" or \"never\", got \"" + s + "\"");
+        fail(where + ".prepend_scheme", "expected \"always\", \"first\" or \"never\", got \"" + s + "\"");
       }
     } else if (!json_fields::get_bool(config, "add_prefix_space", where, true)) {
       scheme = MetaspacePreTokenizer::Scheme::kNever;
@@ -294,20 +285,17 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& config,
     std::optional<SplitRegex> regex;
     if (is_regex) {
       regex = SplitRegex::from_pattern(pattern);
-      if (!regex)
-        fail(where + ".pattern", "unsupported component: Split regex \"" + pattern + "\"");
+      if (!regex) fail(where + ".pattern", "unsupported component: Split regex \"" + pattern + "\"");
     } else if (pattern.empty()) {
       fail(where + ".pattern", "an empty String pattern is not supported");
     }
-    Behavior behavior =
-        parse_behavior(json_fields::get_string(config, "behavior", where), where + ".behavior");
+    Behavior behavior = parse_behavior(json_fields::get_string(config, "behavior", where), where + ".behavior");
     bool invert = json_fields::get_bool(config, "invert", where, false);
     return std::make_unique<SplitPreTokenizer>(is_regex ? "" : pattern, regex, behavior, invert);
   }
   if (type == "ByteLevel") {
-    return std::make_unique<ByteLevelPreTokenizer>(
-        json_fields::get_bool(config, "add_prefix_space", where, true),
-        json_fields::get_bool(config, "use_regex", where, true));
+    return std::make_unique<ByteLevelPreTokenizer>(json_fields::get_bool(config, "add_prefix_space", where, true),
+                                                   json_fields::get_bool(config, "use_regex", where, true));
   }
   fail(where, "unsupported component: pre_tokenizer type \"" + type + "\"");
 }

@@ -35,8 +35,7 @@ class PreTokenizer {
 
 // Builds the pre-tokenizer described by `config`; null JSON gives nullptr. `where` is the JSON
 // path used in error messages.
-std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& config,
-                                                 const std::string& where);
+std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& config, const std::string& where);
 
 // The GPT-2 byte -> character table: bytes that are printable Latin-1 map to themselves, the
 // others to U+0100 + k in byte order. byte_level_char(b) is the UTF-8 of that character.

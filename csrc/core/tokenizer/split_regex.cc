@@ -47,8 +47,7 @@ void decode(std::string_view text, Chars& c) {
       if (cp == '\r' || cp == '\n') cls |= kNewline;
     } else {
       uint8_t f = unicode::flags(cp);
-      cls = uint8_t((f & unicode::kLetter ? kL : 0) | (f & unicode::kNumber ? kN : 0) |
-                    (f & unicode::kSpace ? kS : 0));
+      cls = uint8_t((f & unicode::kLetter ? kL : 0) | (f & unicode::kNumber ? kN : 0) | (f & unicode::kSpace ? kS : 0));
     }
     c.cp.push_back(cp);
     c.cls.push_back(cls);
@@ -67,9 +66,7 @@ bool folds_to(uint32_t cp, char lower) {
 // 's|'t|'re|'ve|'m|'ll|'d at i; returns the end index or 0.
 size_t match_contraction(const Chars& c, size_t i, size_t n, bool ignore_case) {
   if (c.cp[i] != '\'' || i + 1 >= n) return 0;
-  auto is = [&](size_t k, char ch) {
-    return k < n && (ignore_case ? folds_to(c.cp[k], ch) : c.cp[k] == uint32_t(ch));
-  };
+  auto is = [&](size_t k, char ch) { return k < n && (ignore_case ? folds_to(c.cp[k], ch) : c.cp[k] == uint32_t(ch)); };
   if (is(i + 1, 's') || is(i + 1, 't') || is(i + 1, 'm') || is(i + 1, 'd')) return i + 2;
   if ((is(i + 1, 'r') || is(i + 1, 'v')) && is(i + 2, 'e')) return i + 3;
   if (is(i + 1, 'l') && is(i + 2, 'l')) return i + 3;
@@ -94,8 +91,7 @@ size_t match_qwen(const Chars& c, size_t i, size_t n, size_t max_digits) {
   if (size_t e = match_contraction(c, i, n, /*ignore_case=*/true)) return e;
   uint8_t cls = c.cls[i];
   // [^\r\n\p{L}\p{N}]?\p{L}+
-  if (!(cls & (kL | kN | kNewline)) && i + 1 < n && (c.cls[i + 1] & kL))
-    return run_of(c, i + 1, n, kL);
+  if (!(cls & (kL | kN | kNewline)) && i + 1 < n && (c.cls[i + 1] & kL)) return run_of(c, i + 1, n, kL);
   if (cls & kL) return run_of(c, i, n, kL);
   // \p{N} or \p{N}{1,3}
   if (cls & kN) {
@@ -145,8 +141,7 @@ std::optional<SplitRegex> SplitRegex::from_pattern(std::string_view pattern) {
   return std::nullopt;
 }
 
-void SplitRegex::find_all(std::string_view text,
-                          std::vector<std::pair<size_t, size_t>>& out) const {
+void SplitRegex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t>>& out) const {
   thread_local Chars chars;  // reused buffers: pre-tokenization runs once per piece
   decode(text, chars);
   size_t n = chars.cp.size();

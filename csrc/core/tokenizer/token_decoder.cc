@@ -13,8 +13,7 @@ using json_fields::fail;
 
 class SequenceDecoder : public TokenDecoder {
  public:
-  explicit SequenceDecoder(std::vector<std::unique_ptr<TokenDecoder>> steps)
-      : steps_(std::move(steps)) {}
+  explicit SequenceDecoder(std::vector<std::unique_ptr<TokenDecoder>> steps) : steps_(std::move(steps)) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (const auto& s : steps_) s->decode_chain(tokens);
   }
@@ -91,8 +90,7 @@ class FuseDecoder : public TokenDecoder {
 // Removes up to `start` leading and `stop` trailing copies of the character `content` per token.
 class StripDecoder : public TokenDecoder {
  public:
-  StripDecoder(uint32_t content, size_t start, size_t stop)
-      : content_(content), start_(start), stop_(stop) {}
+  StripDecoder(uint32_t content, size_t start, size_t stop) : content_(content), start_(start), stop_(stop) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (auto& t : tokens) {
       std::vector<size_t> starts;  // byte offset of each character
@@ -174,11 +172,9 @@ std::unique_ptr<TokenDecoder> make_token_decoder(const nlohmann::json& config, c
   if (type == "Replace") {
     bool is_regex = false;
     std::string pattern = json_fields::get_pattern(config, where, &is_regex);
-    if (is_regex)
-      fail(where + ".pattern", "unsupported component: Replace decoder with a Regex pattern");
+    if (is_regex) fail(where + ".pattern", "unsupported component: Replace decoder with a Regex pattern");
     if (pattern.empty()) fail(where + ".pattern", "an empty String pattern is not supported");
-    return std::make_unique<ReplaceDecoder>(pattern,
-                                            json_fields::get_string(config, "content", where));
+    return std::make_unique<ReplaceDecoder>(pattern, json_fields::get_string(config, "content", where));
   }
   if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
   if (type == "Fuse") return std::make_unique<FuseDecoder>();
@@ -189,9 +185,8 @@ std::unique_ptr<TokenDecoder> make_token_decoder(const nlohmann::json& config, c
     }
     size_t pos = 0;
     uint32_t cp = utf8::decode_utf8(content, pos);
-    return std::make_unique<StripDecoder>(
-        cp, size_t(json_fields::get_int(config, "start", where, 0, 1 << 20)),
-        size_t(json_fields::get_int(config, "stop", where, 0, 1 << 20)));
+    return std::make_unique<StripDecoder>(cp, size_t(json_fields::get_int(config, "start", where, 0, 1 << 20)),
+                                          size_t(json_fields::get_int(config, "stop", where, 0, 1 << 20)));
   }
   if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
   if (type == "Metaspace") {

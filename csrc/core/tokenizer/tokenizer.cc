@@ -23,9 +23,8 @@ using json_fields::fail;
 
 // Top-level fields this implementation reads; any other non-null field is an unsupported
 // component (we never skip something that could change the ids).
-constexpr const char* kKnownFields[] = {"version",      "truncation",     "padding",
-                                        "added_tokens", "normalizer",     "pre_tokenizer",
-                                        "model",        "post_processor", "decoder"};
+constexpr const char* kKnownFields[] = {"version",       "truncation", "padding",        "added_tokens", "normalizer",
+                                        "pre_tokenizer", "model",      "post_processor", "decoder"};
 
 std::optional<Truncation> parse_truncation(const nlohmann::json& config) {
   if (config.is_null()) return std::nullopt;
@@ -36,10 +35,8 @@ std::optional<Truncation> parse_truncation(const nlohmann::json& config) {
     if (d != "Left" && d != "Right") fail("truncation.direction", "expected \"Left\" or \"Right\"");
     t.left = d == "Left";
   }
-  if (config.contains("stride") &&
-      json_fields::get_int(config, "stride", "truncation", 0, INT32_MAX) != 0) {
-    fail("truncation.stride",
-         "unsupported component: truncation with a stride (overflowing tokens)");
+  if (config.contains("stride") && json_fields::get_int(config, "stride", "truncation", 0, INT32_MAX) != 0) {
+    fail("truncation.stride", "unsupported component: truncation with a stride (overflowing tokens)");
   }
   return t;
 }
@@ -52,8 +49,7 @@ Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::from_file(const std::string& path) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec))
-    throw FileNotFoundError("tokenizer file not found: " + path);
+  if (!std::filesystem::exists(path, ec)) throw FileNotFoundError("tokenizer file not found: " + path);
   if (std::filesystem::is_directory(path, ec)) {
     throw InvalidInputError(path + ": is a directory, expected a tokenizer.json file");
   }
@@ -74,21 +70,19 @@ Tokenizer Tokenizer::from_string(std::string_view json_text) {
     j = nlohmann::json::parse(json_text.begin(), json_text.end());
   } catch (const nlohmann::json::exception& e) {
     // The parser quotes the bytes it last read, which may cut a character: keep the message UTF-8.
-    throw InvalidInputError(
-        utf8::to_valid_lossy(std::string("tokenizer.json: not valid JSON: ") + e.what()));
+    throw InvalidInputError(utf8::to_valid_lossy(std::string("tokenizer.json: not valid JSON: ") + e.what()));
   }
   if (!j.is_object()) fail("(root)", "expected a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {
-    bool known = std::any_of(std::begin(kKnownFields), std::end(kKnownFields),
-                             [&](const char* k) { return it.key() == k; });
+    bool known =
+        std::any_of(std::begin(kKnownFields), std::end(kKnownFields), [&](const char* k) { return it.key() == k; });
     if (!known && !it.value().is_null()) fail(it.key(), "unsupported component: unknown field");
   }
   if (j.contains("padding") && !j["padding"].is_null()) {
     fail("padding", "unsupported component: padding (ask for it in the caller instead)");
   }
   Tokenizer t;
-  t.model_ = std::make_unique<BpeModel>(
-      BpeModel::from_json(json_fields::require(j, "model", "(root)"), "model"));
+  t.model_ = std::make_unique<BpeModel>(BpeModel::from_json(json_fields::require(j, "model", "(root)"), "model"));
   auto get = [&](const char* key) -> const nlohmann::json& {
     static const nlohmann::json null;
     auto it = j.find(key);
@@ -115,14 +109,12 @@ void Tokenizer::check_length(std::string_view text, const std::string& what) con
   if (max_input_chars_ == 0 || text.size() <= max_input_chars_) return;
   size_t chars = utf8::count_chars(text);
   if (chars > max_input_chars_) {
-    throw InvalidInputError(
-        what + "is " + std::to_string(chars) + " characters long, over the limit of " +
-        std::to_string(max_input_chars_) + " (max_input_chars; raise it or split the text)");
+    throw InvalidInputError(what + "is " + std::to_string(chars) + " characters long, over the limit of " +
+                            std::to_string(max_input_chars_) + " (max_input_chars; raise it or split the text)");
   }
 }
 
-void Tokenizer::encode_piece(std::string_view text, bool at_start,
-                             std::vector<int32_t>& ids) const {
+void Tokenizer::encode_piece(std::string_view text, bool at_start, std::vector<int32_t>& ids) const {
   thread_local std::vector<Piece> pieces;
   pieces.clear();
   pieces.push_back(Piece{std::string(text), at_start, false});
@@ -130,12 +122,10 @@ void Tokenizer::encode_piece(std::string_view text, bool at_start,
   for (const auto& p : pieces) model_->tokenize(p, ids);
 }
 
-std::vector<int32_t> Tokenizer::encode_checked(std::string_view text,
-                                               bool add_special_tokens) const {
+std::vector<int32_t> Tokenizer::encode_checked(std::string_view text, bool add_special_tokens) const {
   size_t bad = utf8::find_invalid(text);
   if (bad != std::string_view::npos) {
-    throw InvalidInputError("text is not valid UTF-8 (first bad byte at offset " +
-                            std::to_string(bad) + ")");
+    throw InvalidInputError("text is not valid UTF-8 (first bad byte at offset " + std::to_string(bad) + ")");
   }
   std::vector<int32_t> ids;
   std::vector<Span> spans, inner;
@@ -158,8 +148,7 @@ std::vector<int32_t> Tokenizer::encode_checked(std::string_view text,
       if (n.id >= 0) {
         ids.push_back(n.id);
       } else if (n.begin != n.end) {
-        encode_piece(std::string_view(normalized).substr(n.begin, n.end - n.begin),
-                     s.begin == 0 && n.begin == 0, ids);
+        encode_piece(std::string_view(normalized).substr(n.begin, n.end - n.begin), s.begin == 0 && n.begin == 0, ids);
       }
     }
   }
@@ -167,8 +156,7 @@ std::vector<int32_t> Tokenizer::encode_checked(std::string_view text,
   if (truncation_) {
     if (truncation_->max_length < added) {
       throw InvalidInputError("truncation: max_length " + std::to_string(truncation_->max_length) +
-                              " is smaller than the " + std::to_string(added) +
-                              " special tokens added");
+                              " is smaller than the " + std::to_string(added) + " special tokens added");
     }
     size_t keep = truncation_->max_length - added;
     if (ids.size() > keep) {
@@ -188,10 +176,9 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   return encode_checked(text, add_special_tokens);
 }
 
-std::vector<std::vector<int32_t>> Tokenizer::encode_batch(
-    const std::vector<std::string_view>& texts, bool add_special_tokens, size_t num_threads) const {
-  for (size_t i = 0; i < texts.size(); ++i)
-    check_length(texts[i], "input " + std::to_string(i) + " ");
+std::vector<std::vector<int32_t>> Tokenizer::encode_batch(const std::vector<std::string_view>& texts,
+                                                          bool add_special_tokens, size_t num_threads) const {
+  for (size_t i = 0; i < texts.size(); ++i) check_length(texts[i], "input " + std::to_string(i) + " ");
   std::vector<std::vector<int32_t>> out(texts.size());
   // Chunks of 16 from a shared counter balance uneven text lengths across threads.
   auto errors = parallel_for_each(

@@ -58,8 +58,7 @@ class Tokenizer {
   // encode() of every text on `num_threads` threads (0: the hardware's thread count). Errors are
   // rethrown with the index of the failing input; all lengths are checked before any work.
   std::vector<std::vector<int32_t>> encode_batch(const std::vector<std::string_view>& texts,
-                                                 bool add_special_tokens = true,
-                                                 size_t num_threads = 0) const;
+                                                 bool add_special_tokens = true, size_t num_threads = 0) const;
 
   // Text of `ids`: tokens through the decoder (joined by spaces when there is none). Ids with no
   // token are skipped, as in tokenizers; skip_special_tokens drops added tokens marked special.

@@ -43,8 +43,7 @@ uint32_t compose_pair(uint32_t a, uint32_t b) {
   if (a >= kLBase && a < kLBase + kLCount && b >= kVBase && b < kVBase + kVCount) {
     return kSBase + ((a - kLBase) * kVCount + (b - kVBase)) * kTCount;
   }
-  if (a >= kSBase && a < kSBase + kSCount && (a - kSBase) % kTCount == 0 && b > kTBase &&
-      b < kTBase + kTCount) {
+  if (a >= kSBase && a < kSBase + kSCount && (a - kSBase) % kTCount == 0 && b > kTBase && b < kTBase + kTCount) {
     return a + (b - kTBase);
   }
   uint64_t key = (uint64_t(a) << 21) | b;
@@ -67,9 +66,8 @@ std::vector<uint32_t> decompose(std::string_view text) {
     }
     size_t j = i;
     while (j < cps.size() && combining_class(cps[j]) != 0) ++j;
-    std::stable_sort(cps.begin() + i, cps.begin() + j, [](uint32_t x, uint32_t y) {
-      return combining_class(x) < combining_class(y);
-    });
+    std::stable_sort(cps.begin() + i, cps.begin() + j,
+                     [](uint32_t x, uint32_t y) { return combining_class(x) < combining_class(y); });
     i = j;
   }
   return cps;

@@ -39,12 +39,11 @@ inline constexpr uint8_t kSpace = 4;         // White_Space (\s of Oniguruma, Ru
 inline constexpr uint8_t kMayChangeNfc = 8;  // NFC_Quick_Check != Yes or combining class != 0
 inline constexpr uint8_t kAlphabetic = 16;   // the Alphabetic property (Rust's is_alphabetic)
 inline constexpr uint8_t kDecomposes = 32;   // has a canonical decomposition (not Hangul)
-inline constexpr uint8_t kWord = 64;  // \w of Rust's regex crate: Alphabetic, M*, Nd, Pc, ZWJ/ZWNJ
+inline constexpr uint8_t kWord = 64;         // \w of Rust's regex crate: Alphabetic, M*, Nd, Pc, ZWJ/ZWNJ
 
 inline uint8_t flags(uint32_t cp) {
   if (cp >= 0x110000) return 0;
-  return unicode_data::kFlagsBlocks[size_t(unicode_data::kFlagsStage1[cp >> 8]) * 256 +
-                                    (cp & 0xFF)];
+  return unicode_data::kFlagsBlocks[size_t(unicode_data::kFlagsStage1[cp >> 8]) * 256 + (cp & 0xFF)];
 }
 inline bool is_letter(uint32_t cp) { return flags(cp) & kLetter; }
 inline bool is_number(uint32_t cp) { return flags(cp) & kNumber; }

@@ -42,8 +42,7 @@ inline uint32_t decode_utf8(std::string_view text, size_t& pos) {
     return (uint32_t(b0 & 0x0F) << 12) | (uint32_t(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
   }
   pos += 4;
-  return (uint32_t(b0 & 0x07) << 18) | (uint32_t(p[1] & 0x3F) << 12) |
-         (uint32_t(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
+  return (uint32_t(b0 & 0x07) << 18) | (uint32_t(p[1] & 0x3F) << 12) | (uint32_t(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
 }
 
 // Appends the UTF-8 encoding of code point `cp` (<= U+10FFFF) to `out`.

@@ -220,9 +220,9 @@ at::Tensor judge_alignment_autograd(const at::Tensor& query, const at::Tensor& c
 }
 
 std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_autograd(const at::Tensor& query, const at::Tensor& candidate,
-                                                                  const std::optional<at::Tensor>& negatives,
-                                                                  int64_t k, double beta, double temperature,
-                                                                  bool all_in_batch, bool normalize) {
+                                                                  const std::optional<at::Tensor>& negatives, int64_t k,
+                                                                  double beta, double temperature, bool all_in_batch,
+                                                                  bool normalize) {
   if (!normalize) {
     auto out = HardNegativeInfonceFunction::apply(query, candidate, negatives, k, beta, temperature, all_in_batch);
     return {out[0], out[1]};
@@ -231,16 +231,18 @@ std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_autograd(const at::Tens
   const auto compute = loss_compute_dtype(query.scalar_type(), query.scalar_type());
   std::optional<at::Tensor> n;
   if (negatives.has_value()) n = l2_normalize_rows(negatives->to(compute));
-  auto out = HardNegativeInfonceFunction::apply(l2_normalize_rows(query.to(compute)),
-                                                l2_normalize_rows(candidate.to(compute)), n, k, beta, temperature,
-                                                all_in_batch);
+  auto out =
+      HardNegativeInfonceFunction::apply(l2_normalize_rows(query.to(compute)), l2_normalize_rows(candidate.to(compute)),
+                                         n, k, beta, temperature, all_in_batch);
   return {out[0].to(query.scalar_type()), out[1]};
 }
 
-std::tuple<at::Tensor, at::Tensor> mine_hard_negatives_autograd(
-    const at::Tensor& query, const at::Tensor& corpus, int64_t k, const std::optional<at::Tensor>& max_score,
-    const std::optional<at::Tensor>& exclude, const std::optional<at::Tensor>& query_ids,
-    const std::optional<at::Tensor>& corpus_ids, int64_t index_offset, int64_t chunk_size) {
+std::tuple<at::Tensor, at::Tensor> mine_hard_negatives_autograd(const at::Tensor& query, const at::Tensor& corpus,
+                                                                int64_t k, const std::optional<at::Tensor>& max_score,
+                                                                const std::optional<at::Tensor>& exclude,
+                                                                const std::optional<at::Tensor>& query_ids,
+                                                                const std::optional<at::Tensor>& corpus_ids,
+                                                                int64_t index_offset, int64_t chunk_size) {
   // Selection is piecewise constant: indices and scores carry no gradient (re-score the chosen
   // items with a differentiable dot product where one is wanted).
   at::AutoDispatchBelowADInplaceOrView guard;

@@ -14,7 +14,8 @@ KlDirection parse_kl_direction(c10::string_view direction, const char* op) {
   if (direction == "student_teacher") return KlDirection::kStudentTeacher;
   if (direction == "teacher_student") return KlDirection::kTeacherStudent;
   if (direction == "symmetric") return KlDirection::kSymmetric;
-  TORCH_CHECK_VALUE(false, "unime.", op, ": direction must be 'student_teacher', 'teacher_student' or 'symmetric', got '",
+  TORCH_CHECK_VALUE(false, "unime.", op,
+                    ": direction must be 'student_teacher', 'teacher_student' or 'symmetric', got '",
                     std::string(direction), "'");
 }
 
@@ -135,13 +136,13 @@ void check_mine_hard_negatives_args(const at::Tensor& query, const at::Tensor& c
   if (max_score.has_value())
     TORCH_CHECK_VALUE(max_score->dim() == 1 && max_score->size(0) == query.size(0) &&
                           at::isFloatingType(max_score->scalar_type()) && on_device(*max_score),
-                      op, ": max_score must be a floating (", query.size(0), ",) tensor on ", query.device(),
-                      ", got ", max_score->sizes(), " ", max_score->scalar_type());
+                      op, ": max_score must be a floating (", query.size(0), ",) tensor on ", query.device(), ", got ",
+                      max_score->sizes(), " ", max_score->scalar_type());
   if (exclude.has_value())
-    TORCH_CHECK_VALUE(exclude->dim() == 2 && exclude->size(0) == query.size(0) &&
-                          exclude->scalar_type() == at::kLong && on_device(*exclude),
-                      op, ": exclude must be an int64 (", query.size(0), ", m) tensor on ", query.device(),
-                      ", got ", exclude->sizes(), " ", exclude->scalar_type());
+    TORCH_CHECK_VALUE(exclude->dim() == 2 && exclude->size(0) == query.size(0) && exclude->scalar_type() == at::kLong &&
+                          on_device(*exclude),
+                      op, ": exclude must be an int64 (", query.size(0), ", m) tensor on ", query.device(), ", got ",
+                      exclude->sizes(), " ", exclude->scalar_type());
   TORCH_CHECK_VALUE(query_ids.has_value() == corpus_ids.has_value(), op,
                     ": query_ids and corpus_ids come together (one without the other excludes nothing)");
   if (query_ids.has_value()) {
@@ -151,8 +152,8 @@ void check_mine_hard_negatives_args(const at::Tensor& query, const at::Tensor& c
                       query_ids->sizes(), " ", query_ids->scalar_type());
     TORCH_CHECK_VALUE(corpus_ids->dim() == 1 && corpus_ids->size(0) == corpus.size(0) &&
                           corpus_ids->scalar_type() == at::kLong && on_device(*corpus_ids),
-                      op, ": corpus_ids must be an int64 (", corpus.size(0), ",) tensor on ", query.device(),
-                      ", got ", corpus_ids->sizes(), " ", corpus_ids->scalar_type());
+                      op, ": corpus_ids must be an int64 (", corpus.size(0), ",) tensor on ", query.device(), ", got ",
+                      corpus_ids->sizes(), " ", corpus_ids->scalar_type());
   }
 }
 

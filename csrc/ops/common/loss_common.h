@@ -36,8 +36,8 @@ at::Tensor l2_normalize_rows(const at::Tensor& x);
 
 // Shape, dtype, device and scalar-argument checks (no data access: Meta-safe).
 void check_similarity_kl_args(const at::Tensor& student, const at::Tensor& teacher, double temperature);
-void check_judge_alignment_args(const at::Tensor& query, const at::Tensor& candidates,
-                                const at::Tensor& judge_scores, double temperature, double eps);
+void check_judge_alignment_args(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
+                                double temperature, double eps);
 void check_hard_negative_infonce_args(const at::Tensor& query, const at::Tensor& candidate,
                                       const std::optional<at::Tensor>& negatives, int64_t k, double beta,
                                       double temperature);
@@ -67,8 +67,8 @@ using SoftmaxKlRowsFn = at::Tensor (*)(const at::Tensor& a, const at::Tensor& b,
 // Returns (per-row loss (B,), hard-negative indices (B, k) int64 with -1 padding; (B, 0) when
 // all_in_batch). Losses are logsumexp([pos, negatives] / tau) - pos / tau.
 using InfonceRowsFn = std::tuple<at::Tensor, at::Tensor> (*)(const at::Tensor& scores,
-                                                             const at::Tensor& explicit_logits, int64_t k,
-                                                             double beta, double temperature, bool all_in_batch);
+                                                             const at::Tensor& explicit_logits, int64_t k, double beta,
+                                                             double temperature, bool all_in_batch);
 
 // The exclusion rules of the miner, as contiguous tensors on the scores' device (undefined = rule
 // off). Indices in `exclude` are global (index_offset already counted); corpus_ids is local.
@@ -83,8 +83,8 @@ struct MinerMasks {
 // Folds one tile of scores into the running top-k. scores: (R, C) contiguous compute dtype, rows
 // row_begin.. of the query set, columns col_begin.. of the local corpus. best_idx (Q, k) int64 and
 // best_score (Q, k) hold each query's best so far, descending, ties by lower index, -1/-inf padded.
-using TopKUpdateFn = void (*)(const at::Tensor& scores, int64_t row_begin, int64_t col_begin,
-                              const MinerMasks& masks, at::Tensor& best_idx, at::Tensor& best_score);
+using TopKUpdateFn = void (*)(const at::Tensor& scores, int64_t row_begin, int64_t col_begin, const MinerMasks& masks,
+                              at::Tensor& best_idx, at::Tensor& best_score);
 
 // ---- device-generic op bodies (checks, matmuls through ATen, then the device's kernels) ----------
 // normalize = true L2-normalises the embedding inputs first, in the compute dtype (the Autograd

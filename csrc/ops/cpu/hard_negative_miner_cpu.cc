@@ -49,12 +49,14 @@ void top_k_update_cpu(const at::Tensor& scores, int64_t row_begin, int64_t col_b
   });
 }
 
-std::tuple<at::Tensor, at::Tensor> mine_hard_negatives_cpu(
-    const at::Tensor& query, const at::Tensor& corpus, int64_t k, const std::optional<at::Tensor>& max_score,
-    const std::optional<at::Tensor>& exclude, const std::optional<at::Tensor>& query_ids,
-    const std::optional<at::Tensor>& corpus_ids, int64_t index_offset, int64_t chunk_size) {
-  return mine_hard_negatives_body(query, corpus, k, max_score, exclude, query_ids, corpus_ids, index_offset,
-                                  chunk_size, all_finite_cpu, top_k_update_cpu, kCpuTileElements);
+std::tuple<at::Tensor, at::Tensor> mine_hard_negatives_cpu(const at::Tensor& query, const at::Tensor& corpus, int64_t k,
+                                                           const std::optional<at::Tensor>& max_score,
+                                                           const std::optional<at::Tensor>& exclude,
+                                                           const std::optional<at::Tensor>& query_ids,
+                                                           const std::optional<at::Tensor>& corpus_ids,
+                                                           int64_t index_offset, int64_t chunk_size) {
+  return mine_hard_negatives_body(query, corpus, k, max_score, exclude, query_ids, corpus_ids, index_offset, chunk_size,
+                                  all_finite_cpu, top_k_update_cpu, kCpuTileElements);
 }
 
 }  // namespace

@@ -45,7 +45,8 @@ at::Tensor rms_norm_cpu(const at::Tensor& x, const at::Tensor& weight, double ep
                            acc_t v = static_cast<acc_t>(row[i]);
                            sum += v * v;
                          }
-                         const acc_t inv = acc_t(1) / std::sqrt(sum / static_cast<acc_t>(cols) + static_cast<acc_t>(eps));
+                         const acc_t inv =
+                             acc_t(1) / std::sqrt(sum / static_cast<acc_t>(cols) + static_cast<acc_t>(eps));
                          scalar_t* o = out + r * cols;
                          for (int64_t j = 0; j < cols; ++j)
                            o[j] = w[j] * static_cast<scalar_t>(static_cast<acc_t>(row[j]) * inv);

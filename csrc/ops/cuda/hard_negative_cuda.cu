@@ -62,8 +62,7 @@ __device__ Pick<T> block_best(Pick<T> p, Pick<T>* shared) {
 // prev_*), -1/-inf padded. Ends with a barrier, so the whole block may read out_* afterwards.
 template <typename T, typename Allowed>
 __device__ void select_top_k(const T* row, int64_t cols, int64_t index_base, Allowed allowed, const T* prev_score,
-                             const int64_t* prev_index, int64_t k, T* out_score, int64_t* out_index,
-                             Pick<T>* shared) {
+                             const int64_t* prev_index, int64_t k, T* out_score, int64_t* out_index, Pick<T>* shared) {
   Pick<T> last{INFINITY, -1};
   for (int64_t t = 0; t < k; ++t) {
     const bool first = t == 0 || last.index < 0;
@@ -186,8 +185,8 @@ void top_k_update_cuda(const at::Tensor& scores, int64_t row_begin, int64_t col_
         masks.exclude.defined() ? masks.exclude.const_data_ptr<int64_t>() : nullptr, m,
         masks.query_ids.defined() ? masks.query_ids.const_data_ptr<int64_t>() : nullptr,
         masks.corpus_ids.defined() ? masks.corpus_ids.const_data_ptr<int64_t>() : nullptr,
-        best_idx.const_data_ptr<int64_t>(), best_score.const_data_ptr<scalar_t>(),
-        next_idx.mutable_data_ptr<int64_t>(), next_score.mutable_data_ptr<scalar_t>(), k);
+        best_idx.const_data_ptr<int64_t>(), best_score.const_data_ptr<scalar_t>(), next_idx.mutable_data_ptr<int64_t>(),
+        next_score.mutable_data_ptr<scalar_t>(), k);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   best_idx.narrow(0, row_begin, rows).copy_(next_idx);
@@ -222,12 +221,14 @@ std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_cuda(const at::Tensor& 
                                     all_finite_aten, infonce_rows_cuda);
 }
 
-std::tuple<at::Tensor, at::Tensor> mine_hard_negatives_cuda(
-    const at::Tensor& query, const at::Tensor& corpus, int64_t k, const std::optional<at::Tensor>& max_score,
-    const std::optional<at::Tensor>& exclude, const std::optional<at::Tensor>& query_ids,
-    const std::optional<at::Tensor>& corpus_ids, int64_t index_offset, int64_t chunk_size) {
-  return mine_hard_negatives_body(query, corpus, k, max_score, exclude, query_ids, corpus_ids, index_offset,
-                                  chunk_size, all_finite_aten, top_k_update_cuda, kCudaTileElements);
+std::tuple<at::Tensor, at::Tensor> mine_hard_negatives_cuda(const at::Tensor& query, const at::Tensor& corpus,
+                                                            int64_t k, const std::optional<at::Tensor>& max_score,
+                                                            const std::optional<at::Tensor>& exclude,
+                                                            const std::optional<at::Tensor>& query_ids,
+                                                            const std::optional<at::Tensor>& corpus_ids,
+                                                            int64_t index_offset, int64_t chunk_size) {
+  return mine_hard_negatives_body(query, corpus, k, max_score, exclude, query_ids, corpus_ids, index_offset, chunk_size,
+                                  all_finite_aten, top_k_update_cuda, kCudaTileElements);
 }
 
 }  // namespace

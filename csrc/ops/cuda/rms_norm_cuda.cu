@@ -62,9 +62,9 @@ at::Tensor rms_norm_cuda(const at::Tensor& x, const at::Tensor& weight, double e
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "unime_rms_norm_cuda", [&] {
     using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-    rms_norm_kernel<scalar_t, acc_t><<<rows, threads, 0, stream>>>(
-        xc.const_data_ptr<scalar_t>(), wc.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), cols,
-        static_cast<acc_t>(eps));
+    rms_norm_kernel<scalar_t, acc_t>
+        <<<rows, threads, 0, stream>>>(xc.const_data_ptr<scalar_t>(), wc.const_data_ptr<scalar_t>(),
+                                       y.mutable_data_ptr<scalar_t>(), cols, static_cast<acc_t>(eps));
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return y;

@@ -92,8 +92,8 @@ at::Tensor similarity_kl_cuda(const at::Tensor& student, const at::Tensor& teach
                             softmax_kl_rows_cuda);
 }
 
-at::Tensor judge_alignment_cuda(const at::Tensor& query, const at::Tensor& candidates,
-                                const at::Tensor& judge_scores, double temperature, double eps, bool normalize) {
+at::Tensor judge_alignment_cuda(const at::Tensor& query, const at::Tensor& candidates, const at::Tensor& judge_scores,
+                                double temperature, double eps, bool normalize) {
   return judge_alignment_body(query, candidates, judge_scores, temperature, eps, normalize, all_finite_aten,
                               softmax_kl_rows_cuda);
 }

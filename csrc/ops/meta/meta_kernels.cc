@@ -38,10 +38,12 @@ std::tuple<at::Tensor, at::Tensor> hard_negative_infonce_meta(const at::Tensor& 
           at::empty({query.size(0), all_in_batch ? 0 : k}, query.options().dtype(at::kLong))};
 }
 
-std::tuple<at::Tensor, at::Tensor> mine_hard_negatives_meta(
-    const at::Tensor& query, const at::Tensor& corpus, int64_t k, const std::optional<at::Tensor>& max_score,
-    const std::optional<at::Tensor>& exclude, const std::optional<at::Tensor>& query_ids,
-    const std::optional<at::Tensor>& corpus_ids, int64_t index_offset, int64_t chunk_size) {
+std::tuple<at::Tensor, at::Tensor> mine_hard_negatives_meta(const at::Tensor& query, const at::Tensor& corpus,
+                                                            int64_t k, const std::optional<at::Tensor>& max_score,
+                                                            const std::optional<at::Tensor>& exclude,
+                                                            const std::optional<at::Tensor>& query_ids,
+                                                            const std::optional<at::Tensor>& corpus_ids,
+                                                            int64_t index_offset, int64_t chunk_size) {
   check_mine_hard_negatives_args(query, corpus, k, max_score, exclude, query_ids, corpus_ids, chunk_size);
   const auto compute = loss_compute_dtype(query.scalar_type(), query.scalar_type());
   return {at::empty({query.size(0), k}, query.options().dtype(at::kLong)),
