@@ -12,7 +12,8 @@
 namespace unime::model {
 
 // fn(x) under checkpointing when gradients are enabled and x requires grad; plain fn(x) otherwise.
-// fn must be a pure function of x and module parameters (it is called twice).
+// fn must be a pure function of x and module parameters (it is called twice) and own everything it
+// captures: the second call happens in the backward pass, after the caller has returned.
 at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& x);
 
 }  // namespace unime::model

@@ -105,7 +105,7 @@ at::Tensor ClipVisionTower::forward(const at::Tensor& pixels) const {
   x = at::cat({cls, x}, 1) + position_embedding.unsqueeze(0);
   x = pre_layrnorm->forward(x);
   for (const auto& layer : layers) {
-    auto run = [&](const at::Tensor& h) { return layer->forward(h); };
+    auto run = [layer](const at::Tensor& h) { return layer->forward(h); };  // owned: replayed in backward
     x = checkpointing_ ? checkpointed(run, x) : run(x);
   }
   return x;

@@ -139,8 +139,7 @@ void Decoder::check_input_ids(const at::Tensor& input_ids) const {
   }
 }
 
-at::Tensor Decoder::run_layer(size_t, const std::function<at::Tensor(const at::Tensor&)>& fn,
-                              const at::Tensor& h) const {
+at::Tensor Decoder::run_layer(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& h) const {
   return checkpointing_ ? checkpointed(fn, h) : fn(h);
 }
 
@@ -174,8 +173,10 @@ at::Tensor Decoder::last_token_hidden_packed(const at::Tensor& packed_embeds, co
   auto h = packed_embeds;
   for (size_t i = 0; i < layers.size(); ++i) {
     const bool last = i + 1 == layers.size();
-    h = run_layer(
-        i, [&](const at::Tensor& x) { return layers[i]->forward_packed(x, rope, packed, last); }, h);
+    // Captured by value: under checkpointing the backward pass calls this again after we return.
+    h = run_layer([layer = layers[i], rope, packed,
+                   last](const at::Tensor& x) { return layer->forward_packed(x, rope, packed, last); },
+                  h);
   }
   return norm->forward(h);
 }
@@ -199,8 +200,7 @@ at::Tensor Decoder::forward_embeds(const at::Tensor& inputs_embeds, const at::Te
   auto mask = build_attention_mask(attention_mask.to(inputs_embeds.device()), config_.sliding_window);
   auto h = inputs_embeds;
   for (size_t i = 0; i < layers.size(); ++i)
-    h = run_layer(
-        i, [&](const at::Tensor& x) { return layers[i]->forward(x, rope, mask); }, h);
+    h = run_layer([layer = layers[i], rope, mask](const at::Tensor& x) { return layer->forward(x, rope, mask); }, h);
   return norm->forward(h);
 }
 

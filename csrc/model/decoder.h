@@ -92,7 +92,9 @@ class Decoder : public torch::nn::Module {
   void set_gradient_checkpointing(bool on) { checkpointing_ = on; }
 
  private:
-  at::Tensor run_layer(size_t i, const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& h) const;
+  // fn(h), under activation checkpointing when it is on: fn must own what it uses (it runs again in
+  // the backward pass, after the caller's locals are gone).
+  at::Tensor run_layer(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& h) const;
   DecoderConfig config_;
   std::shared_ptr<RotaryEmbedding> rotary_;
   bool checkpointing_ = false;

@@ -63,6 +63,21 @@ def test_gradcache_replays_dropout_masks(checkpoint):
     assert max_diff(a, no_drop) > 0  # dropout is on
 
 
+def test_activation_checkpointing_gives_the_same_gradients(checkpoint):
+    """Per-layer recomputation (language model and vision tower) changes memory, not the gradient; with
+    LoRA dropout the recomputation replays the forward's masks."""
+    examples = instruct_examples(8)
+    for dropout in (0.0, 0.3):
+        plain = trainer(checkpoint, "instruct", lora_dropout=dropout, lora_components=["language_model", "vision_tower"],
+                        lora_targets=["q_proj", "fc1", "down_proj"]).gradients(examples)
+        recomputed = trainer(checkpoint, "instruct", lora_dropout=dropout, gradient_checkpointing=True,
+                             lora_components=["language_model", "vision_tower"],
+                             lora_targets=["q_proj", "fc1", "down_proj"]).gradients(examples)
+        diff = max_diff(recomputed, plain)
+        print(f"checkpointing, dropout {dropout}: max gradient difference {diff:.2e}")
+        assert diff <= 1e-6 * max(1.0, largest(plain))
+
+
 def test_one_batch_overfits(checkpoint):
     examples = instruct_examples(8, seed=3)
     t = trainer(checkpoint, "instruct", learning_rate=5e-3, lr_schedule="cosine", warmup_steps=5, max_steps=60,
