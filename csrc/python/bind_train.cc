@@ -6,6 +6,7 @@
 #include "python/bindings.h"
 #include "python/convert.h"
 #include "train/checkpoint.h"
+#include "train/distributed.h"
 #include "train/peft_format.h"
 #include "train/trainer.h"
 
@@ -66,17 +67,30 @@ void bind_train(py::module_& m) {
       });
 
   py::class_<Trainer, std::shared_ptr<Trainer>>(m, "Trainer")
-      .def(py::init([](std::shared_ptr<model::EmbeddingModel> model, const std::string& config_json) {
+      .def(py::init([](std::shared_ptr<model::EmbeddingModel> model, const std::string& config_json,
+                       const py::object& group, const py::object& monitor, double timeout_seconds) {
              train::TrainerConfig config;
              try {
                config = train::TrainerConfig::from_json(nlohmann::json::parse(config_json));
              } catch (const nlohmann::json::exception& e) {
                throw InvalidInputError(std::string("trainer config is not valid JSON: ") + e.what());
              }
+             std::shared_ptr<train::Communicator> comm = std::make_shared<train::LocalCommunicator>();
+             if (!group.is_none()) {
+               // torch.distributed's ProcessGroup objects are c10d::ProcessGroup underneath.
+               auto pg = py::cast<c10::intrusive_ptr<c10d::ProcessGroup>>(group);
+               c10::intrusive_ptr<c10d::ProcessGroup> mon;
+               if (!monitor.is_none()) mon = py::cast<c10::intrusive_ptr<c10d::ProcessGroup>>(monitor);
+               comm = std::make_shared<train::ProcessGroupCommunicator>(
+                   pg, std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000)), mon);
+             }
              py::gil_scoped_release release;
-             return std::make_shared<Trainer>(std::move(model), std::move(config));
+             return std::make_shared<Trainer>(std::move(model), std::move(config), comm);
            }),
-           py::arg("model"), py::arg("config_json"))
+           py::arg("model"), py::arg("config_json"), py::arg("process_group") = py::none(),
+           py::arg("monitor_group") = py::none(), py::arg("timeout") = 1800.0)
+      .def_property_readonly("rank", [](Trainer& t) { return t.communicator().rank(); })
+      .def_property_readonly("world_size", [](Trainer& t) { return t.communicator().world_size(); })
       .def(
           "step",
           [](Trainer& t, std::vector<std::string> example_ids, const py::dict& sides, std::optional<at::Tensor> teacher,

@@ -56,8 +56,7 @@ std::optional<std::string> latest_checkpoint(const std::string& root) {
   return all.back();
 }
 
-std::string write_checkpoint(const std::string& root, int64_t step,
-                             const std::function<void(const std::string& dir)>& write_files, int64_t keep_last) {
+std::string begin_checkpoint(const std::string& root, int64_t step) {
   fs::create_directories(root);
   // Leftovers of interrupted saves (no marker) go first, the target included.
   for (const auto& [_, path] : checkpoint_dirs(root))
@@ -65,7 +64,11 @@ std::string write_checkpoint(const std::string& root, int64_t step,
   const auto dir = checkpoint_path(root, step);
   if (is_complete(dir)) ::unlink((fs::path(dir) / kCompleteMarker).c_str());  // rewriting the same step
   fs::create_directories(dir);
-  write_files(dir);
+  return dir;
+}
+
+void complete_checkpoint(const std::string& root, int64_t step, int64_t keep_last) {
+  const auto dir = checkpoint_path(root, step);
   // Fault injection for the kill-and-resume tests: die (as SIGKILL does) with every state file of
   // this step written and the marker not yet.
   if (const char* kill = std::getenv("UNIME_KILL_BEFORE_MARKER"); kill && std::to_string(step) == kill)
@@ -77,6 +80,13 @@ std::string write_checkpoint(const std::string& root, int64_t step,
     for (size_t i = 0; i + static_cast<size_t>(keep_last) < complete.size(); ++i)
       if (complete[i] != dir) core::remove_tree(complete[i]);
   }
+}
+
+std::string write_checkpoint(const std::string& root, int64_t step,
+                             const std::function<void(const std::string& dir)>& write_files, int64_t keep_last) {
+  const auto dir = begin_checkpoint(root, step);
+  write_files(dir);
+  complete_checkpoint(root, step, keep_last);
   return dir;
 }
 

@@ -29,6 +29,12 @@ bool is_complete(const std::string& dir);
 std::string write_checkpoint(const std::string& root, int64_t step,
                              const std::function<void(const std::string& dir)>& write_files, int64_t keep_last);
 
+// The two halves of write_checkpoint, for several writers (every rank adds its own files between
+// them): begin removes incomplete directories and creates the step's; complete writes the marker
+// and applies keep_last.
+std::string begin_checkpoint(const std::string& root, int64_t step);
+void complete_checkpoint(const std::string& root, int64_t step, int64_t keep_last);
+
 std::string read_file(const std::string& path);
 
 }  // namespace unime::train

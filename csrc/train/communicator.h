@@ -9,6 +9,13 @@
 
 namespace unime::train {
 
+// A collective in flight; wait() returns when it is done (its result is in the tensors it was given).
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -19,6 +26,9 @@ class Communicator {
   virtual at::Tensor all_gather(const at::Tensor& local) = 0;
   // In place: each tensor becomes the sum over ranks.
   virtual void all_reduce_sum(std::vector<at::Tensor>& tensors) = 0;
+  // all_reduce_sum of one tensor, started now and finished by wait() (for overlapping the
+  // gradient reduction with the backward pass). The default runs it at once.
+  virtual std::unique_ptr<PendingCollective> all_reduce_sum_async(at::Tensor tensor);
   // In place: each tensor becomes rank 0's.
   virtual void broadcast(std::vector<at::Tensor>& tensors) = 0;
   virtual void barrier() = 0;

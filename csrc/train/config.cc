@@ -47,6 +47,7 @@ void read(const json& j, const char* key, T& out) {
 TrainerConfig TrainerConfig::from_json(const json& j) {
   if (!j.is_object()) throw InvalidInputError("trainer config must be a JSON object");
   static const std::set<std::string> known = {"stage",
+                                              "trainable",
                                               "lora_targets",
                                               "lora_regex",
                                               "lora_components",
@@ -88,6 +89,7 @@ TrainerConfig TrainerConfig::from_json(const json& j) {
   std::string stage = stage_name(c.stage);
   read(j, "stage", stage);
   c.stage = parse_stage(stage);
+  read(j, "trainable", c.trainable);
   read(j, "lora_targets", c.lora_targets);
   read(j, "lora_regex", c.lora_regex);
   read(j, "lora_components", c.lora_components);
@@ -133,6 +135,7 @@ TrainerConfig TrainerConfig::from_json(const json& j) {
 
 json TrainerConfig::to_json() const {
   return json{{"stage", stage_name(stage)},
+              {"trainable", trainable},
               {"lora_targets", lora_targets},
               {"lora_regex", lora_regex},
               {"lora_components", lora_components},
@@ -175,6 +178,7 @@ void TrainerConfig::validate() const {
     throw InvalidInputError("trainer config " + field + ": " + why);
   };
   lora.validate();
+  if (trainable != "lora" && trainable != "all") fail("trainable", "must be 'lora' or 'all'");
   if (lora_regex.empty() && lora_targets.empty()) fail("lora_targets", "name at least one Linear (e.g. q_proj)");
   if (!(learning_rate >= 0)) fail("learning_rate", "must be >= 0");
   if (!(weight_decay >= 0)) fail("weight_decay", "must be >= 0");

@@ -22,6 +22,9 @@ enum class Stage {
 struct TrainerConfig {
   Stage stage = Stage::kInstruct;
 
+  // What trains: "lora" (adapters; the base frozen) or "all" (every parameter of the model: for a
+  // model that starts from random weights, like the demo's; no adapters then).
+  std::string trainable = "lora";
   // LoRA (PEFT's names). Stage 1 adapts the language model only (the vision tower and projector
   // are frozen and never run); stage 2 may add "vision_tower" / "projector".
   std::vector<std::string> lora_targets{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};

@@ -59,7 +59,8 @@ at::Tensor SideEncoder::embed(const std::vector<model::EncodeInput>& inputs, std
   return at::cat(parts, 0).requires_grad_(true);
 }
 
-void SideEncoder::backward_chunks(const std::vector<model::EncodeInput>& inputs, const at::Tensor& embeddings) {
+void SideEncoder::backward_chunks(const std::vector<model::EncodeInput>& inputs, const at::Tensor& embeddings,
+                                  const std::function<void()>& before_last) {
   if (!chunks(inputs.size())) return;
   const auto& grad = embeddings.grad();
   if (!grad.defined()) return;  // the loss did not use this side
@@ -72,6 +73,7 @@ void SideEncoder::backward_chunks(const std::vector<model::EncodeInput>& inputs,
     // Refused inputs (NaN rows) carry no gradient: their rows are masked out of the surrogate.
     auto valid = emb.isnan().any(1).logical_not().unsqueeze(1);
     auto surrogate = (at::where(valid, emb, 0.0) * at::where(valid, g, 0.0)).sum();
+    if (e == inputs.size() && before_last) before_last();
     if (surrogate.requires_grad()) surrogate.backward();
   }
   restore_rng(end_state, model_.device());

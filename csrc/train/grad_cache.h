@@ -10,6 +10,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <functional>
 #include <vector>
 
 #include "core/util/parallel.h"
@@ -26,7 +27,10 @@ class SideEncoder {
   // refuses (options.skip_errors) get NaN rows and are listed in *errors (indices into `inputs`).
   at::Tensor embed(const std::vector<model::EncodeInput>& inputs, std::vector<core::ItemError>* errors);
   // Pass 2 for the inputs embed() chunked, with the gradient the loss left on its result.
-  void backward_chunks(const std::vector<model::EncodeInput>& inputs, const at::Tensor& embeddings);
+  // `before_last` (if set) runs right before the last chunk's backward (the trainer starts its
+  // overlapped gradient reduction there).
+  void backward_chunks(const std::vector<model::EncodeInput>& inputs, const at::Tensor& embeddings,
+                       const std::function<void()>& before_last = {});
   bool chunks(size_t n) const { return chunk_size_ > 0 && static_cast<int64_t>(n) > chunk_size_; }
 
  private:

@@ -113,7 +113,8 @@ std::vector<std::string> load_peft_adapter(model::EmbeddingModel& m, const std::
   return paths;
 }
 
-void save_merged_checkpoint(model::EmbeddingModel& m, const std::string& base_dir, const std::string& out_dir) {
+void save_merged_checkpoint(model::EmbeddingModel& m, const std::string& base_dir, const std::string& out_dir,
+                            bool all_weights) {
   struct stat a {
   }, b{};
   if (::stat(base_dir.c_str(), &a) == 0 && ::stat(out_dir.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
@@ -141,6 +142,15 @@ void save_merged_checkpoint(model::EmbeddingModel& m, const std::string& base_di
     merged[name] = (w.to(at::kFloat) + delta).to(w.scalar_type()).contiguous();
   }
   fs::create_directories(out_dir);
+  if (all_weights) {
+    const auto params = m.backbone().named_parameters();
+    for (const auto& name : base.names()) {
+      auto path = map.to_module(name);
+      if (!path || !params.contains(*path)) continue;
+      const auto stored = model::to_scalar_type(base.find(name).info->dtype);
+      merged[name] = params[*path].detach().to(at::kCPU, stored).contiguous();
+    }
+  }
   // Every tensor of the base, borrowed from its mapping unless merged.
   std::vector<core::TensorView> views;
   for (const auto& name : base.names()) {

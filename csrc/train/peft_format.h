@@ -31,7 +31,9 @@ std::vector<std::string> load_peft_adapter(model::EmbeddingModel& model, const s
 
 // The merged model as a Hugging Face checkpoint directory `out_dir` (model.safetensors + every
 // non-weight file of `base_dir`): W + scaling * B A computed in float32 from the base checkpoint's
-// W and rounded once to its stored dtype.
-void save_merged_checkpoint(model::EmbeddingModel& model, const std::string& base_dir, const std::string& out_dir);
+// W and rounded once to its stored dtype. With `all_weights` (a model trained whole) every weight the
+// model holds replaces the base's (in the base's dtype); tensors the model does not use are copied.
+void save_merged_checkpoint(model::EmbeddingModel& model, const std::string& base_dir, const std::string& out_dir,
+                            bool all_weights = false);
 
 }  // namespace unime::train

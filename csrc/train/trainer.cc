@@ -93,23 +93,43 @@ Trainer::Trainer(std::shared_ptr<model::EmbeddingModel> model, TrainerConfig con
   if (!model::lora_layers(backbone).empty())
     throw InvalidInputError("the model already has LoRA adapters: the trainer adds its own (load a fresh model)");
   for (auto& p : backbone.parameters()) p.set_requires_grad(false);
-  adapted_ = model::add_lora(backbone, {config_.lora_targets, config_.lora_regex, config_.lora_components},
-                             config_.lora, model::parse_float_dtype(config_.lora_dtype), config_.seed);
+  if (config_.trainable == "all") {
+    // Every parameter of the model trains; stage 1 still runs (and so changes) the language model only.
+    for (const auto& p : backbone.named_parameters()) adapted_.push_back(p.key());
+  } else {
+    adapted_ = model::add_lora(backbone, {config_.lora_targets, config_.lora_regex, config_.lora_components},
+                               config_.lora, model::parse_float_dtype(config_.lora_dtype), config_.seed);
+  }
   backbone.set_gradient_checkpointing(config_.gradient_checkpointing);
   backbone.train(true);
-  // Every rank starts from rank 0's adapters (the same seed makes them equal already; this guards it).
-  auto params = model::lora_parameters(backbone);
-  std::vector<at::Tensor> tensors;
-  for (auto& [_, t] : params) tensors.push_back(t.detach());
-  comm_->broadcast(tensors);
+  auto params = trainable_parameters();
+  for (auto& [_, t] : params) t.set_requires_grad(true);
+  {
+    // Every rank starts from rank 0's weights (the same seed makes them equal already; this guards it).
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> tensors;
+    for (auto& [_, t] : params) tensors.push_back(t.detach());
+    comm_->broadcast(tensors);
+  }
   optimizer_ =
       std::make_unique<AdamW>(params, AdamWOptions{config_.learning_rate, config_.adam_beta1, config_.adam_beta2,
                                                    config_.adam_epsilon, config_.weight_decay});
   if (config_.mixed_precision == "fp16" && model_->device().is_cuda()) loss_scale_ = 65536.0;
-  at::manual_seed(config_.seed);  // the dropout stream of a run starts from its seed
+  if (comm_->world_size() > 1) {
+    std::vector<at::Tensor> trainable;
+    for (auto& [_, t] : params) trainable.push_back(t);
+    reducer_ = std::make_unique<GradReducer>(trainable, *comm_);
+  }
+  // The dropout stream of a run starts from its seed; each rank draws its own masks.
+  at::manual_seed(config_.seed + static_cast<uint64_t>(comm_->rank()));
 }
 
 std::vector<std::pair<std::string, at::Tensor>> Trainer::trainable_parameters() const {
+  if (config_.trainable == "all") {
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    for (const auto& p : model_->backbone().named_parameters()) out.emplace_back(p.key(), p.value());
+    return out;
+  }
   return model::lora_parameters(model_->backbone());
 }
 
@@ -136,7 +156,7 @@ std::vector<int64_t> Trainer::next_indices() {
 }
 
 double Trainer::micro_step(const StepBatch& batch, int64_t begin, int64_t end, double scale,
-                           std::vector<SkippedExample>& skipped, int64_t& used) {
+                           std::vector<SkippedExample>& skipped, int64_t& used, bool last) {
   const auto& c = config_;
   const bool distill = c.stage == Stage::kDistill;
   const int64_t n = end - begin;
@@ -224,11 +244,23 @@ double Trainer::micro_step(const StepBatch& batch, int64_t begin, int64_t end, d
   }
   if (!loss.defined() || !loss.requires_grad()) return loss.defined() ? loss.item<double>() : 0.0;
   // Each rank backpropagates the global loss into its own slice; summing the ranks' gradients
-  // (step()) gives the gradient of the global loss.
+  // (accumulate()) gives the gradient of the global loss. The step's last backward starts that
+  // sum bucket by bucket as gradients become final: the loss's own backward when no side is
+  // chunked, else the last chunk of the last chunked side.
+  int64_t last_chunked = -1;
+  for (size_t s = 0; s < sides.size(); ++s)
+    if (sides[s].encoder->chunks(sides[s].inputs.size())) last_chunked = static_cast<int64_t>(s);
+  auto arm = [&] {
+    if (last && reducer_) reducer_->arm();
+  };
+  if (last_chunked < 0) arm();
   (loss * scale).backward();
   {
     AutocastScope autocast(c.mixed_precision, model_->device());
-    for (auto& side : sides) side.encoder->backward_chunks(side.inputs, side.emb);
+    for (size_t s = 0; s < sides.size(); ++s)
+      sides[s].encoder->backward_chunks(sides[s].inputs, sides[s].emb,
+                                        static_cast<int64_t>(s) == last_chunked ? std::function<void()>(arm)
+                                                                                : std::function<void()>());
   }
   return loss.item<double>();
 }
@@ -273,7 +305,7 @@ StepResult Trainer::step(const StepBatch& batch) {
   StepResult result;
   const double loss = accumulate(batch, result);
   std::vector<at::Tensor> params, grads;
-  for (auto& [_, p] : model::lora_parameters(model_->backbone())) {
+  for (auto& [_, p] : trainable_parameters()) {
     params.push_back(p);
     grads.push_back(p.grad());
   }
@@ -310,25 +342,16 @@ double Trainer::accumulate(const StepBatch& batch, StepResult& result) {
   // Micro-batch losses are averaged: each backpropagates 1 / grad_accumulation of its gradient.
   const double scale = loss_scale_ / static_cast<double>(c.grad_accumulation);
   for (int64_t m = 0; m < c.grad_accumulation; ++m)
-    loss_sum += micro_step(batch, m * micro, (m + 1) * micro, scale, result.skipped, result.examples);
+    loss_sum += micro_step(batch, m * micro, (m + 1) * micro, scale, result.skipped, result.examples,
+                           m + 1 == c.grad_accumulation);
   // Sum the ranks' gradients (each holds the global loss's gradient through its own examples);
   // parameters without a gradient here (no examples) contribute zeros.
   std::vector<at::Tensor> grads;
-  for (auto& [_, p] : model::lora_parameters(model_->backbone())) {
+  for (auto& [_, p] : trainable_parameters()) {
     if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
     grads.push_back(p.grad());
   }
-  if (comm_->world_size() > 1) {
-    std::vector<at::Tensor> flat_parts;
-    for (auto& g : grads) flat_parts.push_back(g.reshape(-1).to(at::kFloat));
-    std::vector<at::Tensor> bucket{at::cat(flat_parts)};
-    comm_->all_reduce_sum(bucket);
-    int64_t offset = 0;
-    for (auto& g : grads) {
-      g.copy_(bucket[0].narrow(0, offset, g.numel()).view_as(g));
-      offset += g.numel();
-    }
-  }
+  if (reducer_) reducer_->finish();
   return loss_sum / static_cast<double>(c.grad_accumulation);
 }
 
@@ -339,7 +362,7 @@ std::vector<std::pair<std::string, at::Tensor>> Trainer::gradients(const StepBat
   StepResult result;
   accumulate(batch, result);
   std::vector<std::pair<std::string, at::Tensor>> out;
-  for (auto& [name, p] : model::lora_parameters(model_->backbone()))
+  for (auto& [name, p] : trainable_parameters())
     out.emplace_back(name, p.grad().clone() / loss_scale_);
   optimizer_->zero_grad();
   return out;
@@ -347,35 +370,37 @@ std::vector<std::pair<std::string, at::Tensor>> Trainer::gradients(const StepBat
 
 std::string Trainer::save_checkpoint(const std::string& root, int64_t keep_last,
                                      const std::map<std::string, std::string>& extra_files) {
-  std::string dir = checkpoint_path(root, step_);
+  // Rank 0 writes the shared state, every rank its own RNG state, rank 0 the marker last.
+  const auto dir = checkpoint_path(root, step_);
   if (comm_->rank() == 0) {
-    dir = write_checkpoint(
-        root, step_,
-        [&](const std::string& d) {
-          save_peft_adapter(*model_, config_.lora, d);
-          model::save_tensors((fs::path(d) / "optimizer.safetensors").string(), optimizer_->state());
-          std::vector<std::pair<std::string, at::Tensor>> rng{
-              {"cpu", at::globalContext().defaultGenerator(at::kCPU).get_state()}};
-          if (model_->device().is_cuda())
-            rng.emplace_back("device", at::globalContext().defaultGenerator(model_->device()).get_state());
-          model::save_tensors((fs::path(d) / "rng.safetensors").string(), rng);
-          json state{{"step", step_},
-                     {"epoch", sampler_ ? sampler_->epoch() : 0},
-                     {"batch_in_epoch", sampler_ ? sampler_->batch_in_epoch() : 0},
-                     {"num_examples", num_examples_},
-                     {"loss_scale", loss_scale_},
-                     {"good_steps", good_steps_},
-                     {"world_size", comm_->world_size()},
-                     {"config", config_.to_json()},
-                     {"extra_files", json::array()}};
-          for (const auto& [name, bytes] : extra_files) {
-            core::write_file_atomic((fs::path(d) / name).string(), bytes);
-            state["extra_files"].push_back(name);
-          }
-          core::write_file_atomic((fs::path(d) / "trainer_state.json").string(), state.dump(2) + "\n");
-        },
-        keep_last);
+    begin_checkpoint(root, step_);
+    if (config_.trainable == "all")
+      model::save_tensors((fs::path(dir) / "weights.safetensors").string(), trainable_parameters());
+    else
+      save_peft_adapter(*model_, config_.lora, dir);
+    model::save_tensors((fs::path(dir) / "optimizer.safetensors").string(), optimizer_->state());
+    json state{{"step", step_},
+               {"epoch", sampler_ ? sampler_->epoch() : 0},
+               {"batch_in_epoch", sampler_ ? sampler_->batch_in_epoch() : 0},
+               {"num_examples", num_examples_},
+               {"loss_scale", loss_scale_},
+               {"good_steps", good_steps_},
+               {"world_size", comm_->world_size()},
+               {"config", config_.to_json()},
+               {"extra_files", json::array()}};
+    for (const auto& [name, bytes] : extra_files) {
+      core::write_file_atomic((fs::path(dir) / name).string(), bytes);
+      state["extra_files"].push_back(name);
+    }
+    core::write_file_atomic((fs::path(dir) / "trainer_state.json").string(), state.dump(2) + "\n");
   }
+  comm_->barrier();
+  std::vector<std::pair<std::string, at::Tensor>> rng{{"cpu", at::globalContext().defaultGenerator(at::kCPU).get_state()}};
+  if (model_->device().is_cuda())
+    rng.emplace_back("device", at::globalContext().defaultGenerator(model_->device()).get_state());
+  model::save_tensors((fs::path(dir) / ("rng-rank" + std::to_string(comm_->rank()) + ".safetensors")).string(), rng);
+  comm_->barrier();
+  if (comm_->rank() == 0) complete_checkpoint(root, step_, keep_last);
   comm_->barrier();
   return dir;
 }
@@ -399,27 +424,36 @@ std::map<std::string, std::string> Trainer::load_checkpoint(const std::string& d
   if (sampler_ && their_examples != num_examples_)
     throw InvalidInputError(dir + " was written for " + std::to_string(their_examples) + " examples; this data has " +
                             std::to_string(num_examples_));
-  // Adapters (PEFT names), optimiser, RNG, position.
-  auto adapters = model::load_tensors((fs::path(dir) / "adapter_model.safetensors").string());
+  // Trained weights (adapters under PEFT's names, or every weight by module path), optimiser, RNG, position.
+  const bool all = config_.trainable == "all";
+  const auto weights = (fs::path(dir) / (all ? "weights.safetensors" : "adapter_model.safetensors")).string();
+  auto saved = model::load_tensors(weights);
   {
     at::NoGradGuard no_grad;
-    for (auto& [path, p] : model::lora_parameters(model_->backbone())) {
-      const auto key = kPeftPrefix + model_->backbone().weight_map().to_hf(path).value_or(path);
-      auto it = adapters.find(key);
-      if (it == adapters.end()) throw MissingKeyError(dir + ": adapter_model.safetensors has no '" + key + "'");
+    for (auto& [path, p] : trainable_parameters()) {
+      const auto key = all ? path : kPeftPrefix + model_->backbone().weight_map().to_hf(path).value_or(path);
+      auto it = saved.find(key);
+      if (it == saved.end()) throw MissingKeyError(weights + " has no '" + key + "'");
       p.copy_(it->second);
     }
   }
   auto opt = model::load_tensors((fs::path(dir) / "optimizer.safetensors").string());
   optimizer_->load_state(opt, state.at("step").get<int64_t>());
-  auto rng = model::load_tensors((fs::path(dir) / "rng.safetensors").string());
-  at::Generator cpu = at::globalContext().defaultGenerator(at::kCPU);
-  cpu.set_state(rng.at("cpu"));
-  if (model_->device().is_cuda() && rng.count("device")) {
-    at::Generator g = at::globalContext().defaultGenerator(model_->device());
-    g.set_state(rng.at("device"));
-  }
   step_ = state.at("step").get<int64_t>();
+  // This rank's RNG state; a run resumed on another number of ranks (as many as the global batch
+  // divides into) starts a fresh stream per rank instead, seeded from the run's seed, rank and step.
+  const auto rng_path = fs::path(dir) / ("rng-rank" + std::to_string(comm_->rank()) + ".safetensors");
+  if (state.at("world_size").get<int64_t>() == comm_->world_size() && fs::exists(rng_path)) {
+    auto rng = model::load_tensors(rng_path.string());
+    at::Generator cpu = at::globalContext().defaultGenerator(at::kCPU);
+    cpu.set_state(rng.at("cpu"));
+    if (model_->device().is_cuda() && rng.count("device")) {
+      at::Generator g = at::globalContext().defaultGenerator(model_->device());
+      g.set_state(rng.at("device"));
+    }
+  } else {
+    at::manual_seed(config_.seed + static_cast<uint64_t>(comm_->rank()) + 1000003ULL * static_cast<uint64_t>(step_));
+  }
   loss_scale_ = state.value("loss_scale", 1.0);
   good_steps_ = state.value("good_steps", int64_t{0});
   if (sampler_) sampler_->set_position(state.at("epoch").get<int64_t>(), state.at("batch_in_epoch").get<int64_t>());
@@ -430,12 +464,15 @@ std::map<std::string, std::string> Trainer::load_checkpoint(const std::string& d
 }
 
 void Trainer::save_adapter(const std::string& dir) {
+  if (config_.trainable == "all")
+    throw InvalidInputError("this run trains every weight (trainable = 'all'): there are no adapters; save_merged "
+                            "writes the trained model");
   if (comm_->rank() == 0) save_peft_adapter(*model_, config_.lora, dir);
   comm_->barrier();
 }
 
 void Trainer::save_merged(const std::string& base_dir, const std::string& out_dir) {
-  if (comm_->rank() == 0) save_merged_checkpoint(*model_, base_dir, out_dir);
+  if (comm_->rank() == 0) save_merged_checkpoint(*model_, base_dir, out_dir, config_.trainable == "all");
   comm_->barrier();
 }
 

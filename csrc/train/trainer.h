@@ -15,6 +15,7 @@
 #include "model/embedding_model.h"
 #include "train/communicator.h"
 #include "train/config.h"
+#include "train/grad_reducer.h"
 #include "train/optimizer.h"
 #include "train/sampler.h"
 
@@ -94,8 +95,9 @@ class Trainer {
   // Runs every micro-batch's forward and backward and sums the ranks' gradients; returns the mean loss.
   double accumulate(const StepBatch& batch, StepResult& result);
   void check_batch(const StepBatch& batch) const;  // InvalidInputError naming what does not fit
+  // `last`: the step's last micro-batch, whose last backward starts the gradient reduction.
   double micro_step(const StepBatch& batch, int64_t begin, int64_t end, double scale,
-                    std::vector<SkippedExample>& skipped, int64_t& used);
+                    std::vector<SkippedExample>& skipped, int64_t& used, bool last);
   model::ProcessOptions process_options(bool distill) const;
 
   std::shared_ptr<model::EmbeddingModel> model_;
@@ -103,6 +105,7 @@ class Trainer {
   std::shared_ptr<Communicator> comm_;
   std::vector<std::string> adapted_;
   std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<GradReducer> reducer_;  // world size > 1
   std::unique_ptr<EpochSampler> sampler_;
   int64_t num_examples_ = 0;
   int64_t step_ = 0;

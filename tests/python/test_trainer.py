@@ -68,7 +68,8 @@ def test_activation_checkpointing_gives_the_same_gradients(checkpoint):
     LoRA dropout the recomputation replays the forward's masks."""
     examples = instruct_examples(8)
     for dropout in (0.0, 0.3):
-        plain = trainer(checkpoint, "instruct", lora_dropout=dropout, lora_components=["language_model", "vision_tower"],
+        plain = trainer(checkpoint, "instruct", lora_dropout=dropout,
+                        lora_components=["language_model", "vision_tower"],
                         lora_targets=["q_proj", "fc1", "down_proj"]).gradients(examples)
         recomputed = trainer(checkpoint, "instruct", lora_dropout=dropout, gradient_checkpointing=True,
                              lora_components=["language_model", "vision_tower"],
@@ -178,3 +179,35 @@ def test_exports_load_in_transformers_and_peft_and_back(checkpoint, tmp_path):
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and config["r"] == 4 and config["lora_alpha"] == 8
     assert os.path.exists(tmp_path / "merged" / "tokenizer.json")
+
+
+def test_training_every_weight(checkpoint, tmp_path):
+    """trainable="all" (a student from random weights, as the demo's): every weight moves, checkpoints
+    hold the weights, and the merged checkpoint is the trained model for transformers and unime."""
+    from transformers import LlavaNextForConditionalGeneration
+
+    t = trainer(checkpoint, "instruct", trainable="all", learning_rate=1e-3, output_dir=str(tmp_path / "run"))
+    before = {k: v.detach().clone() for k, v in t.trainable_parameters()}
+    assert "decoder.embed_tokens.weight" in before and "vision_tower.patch_embedding" in before
+    t.step(instruct_examples(8))
+    after = dict(t.trainable_parameters())
+    for name in ("decoder.layers.0.self_attn.q_proj.weight", "vision_tower.layers.0.mlp.fc1.weight"):
+        assert not torch.equal(before[name], after[name]), name
+    saved = t.save_checkpoint()
+    assert os.path.exists(os.path.join(saved, "weights.safetensors"))
+    with pytest.raises(ValueError, match="no adapters"):
+        t.save_adapter(tmp_path / "adapter")
+    t.save_merged(tmp_path / "merged")
+    t.model.eval()
+    inputs = [e.query for e in instruct_examples(4, seed=4)]
+    ours = t.model.encode(prompts=[x.prompt for x in inputs], images=[x.image for x in inputs])
+    reloaded = unime.Model.from_pretrained(tmp_path / "merged")
+    assert_embeddings_match(reloaded.encode(prompts=[x.prompt for x in inputs], images=[x.image for x in inputs]), ours,
+                            "fully trained model, merged and reloaded")
+    hf = LlavaNextForConditionalGeneration.from_pretrained(tmp_path / "merged", torch_dtype=torch.float32)
+    assert torch.equal(hf.language_model.model.layers[0].self_attn.q_proj.weight,
+                       after["decoder.layers.0.self_attn.q_proj.weight"].detach())
+    resumed = trainer(checkpoint, "instruct", trainable="all", learning_rate=1e-3, output_dir=str(tmp_path / "run"))
+    resumed.resume()
+    assert resumed.global_step == 1
+    assert all(torch.equal(v, after[k]) for k, v in resumed.trainable_parameters())

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 # Fields the C++ trainer reads (everything else is the Python loop's).
 _CORE_FIELDS = (
-    "stage", "lora_targets", "lora_regex", "lora_components", "lora_r", "lora_alpha", "lora_dropout", "use_rslora",
+    "stage", "trainable", "lora_targets", "lora_regex", "lora_components", "lora_r", "lora_alpha", "lora_dropout", "use_rslora",
     "lora_init", "lora_dtype", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
     "lr_schedule", "warmup_steps", "max_steps", "max_grad_norm", "batch_size", "grad_accumulation", "chunk_size",
     "max_length", "gradient_checkpointing", "mixed_precision", "temperature", "distill_temperature", "kl_direction",
@@ -38,6 +38,9 @@ STAGE_DEFAULTS = {
 @dataclass
 class TrainerConfig:
     stage: str = "instruct"  # "distill" (UniME stage 1) | "instruct" (stage 2) | "judge" (UniME-V2)
+    # "lora": adapters on a frozen base (UniME's QLoRA-style training); "all": every weight (a model
+    # that starts from random weights, like the demo's student).
+    trainable: str = "lora"
 
     # LoRA, PEFT's names. target names match the end of a Linear's Hugging Face path; lora_regex
     # (one regex over the whole path) replaces them when set.
@@ -94,6 +97,7 @@ class TrainerConfig:
     eval_every: int = 0               # steps between evaluation hook calls (0: never)
     image_root: Optional[str] = None  # relative image paths of the data are under it
     max_pixels: Optional[int] = None  # decoded image cap (default unime.images.DEFAULT_MAX_PIXELS)
+    collective_timeout: float = 1800.0  # seconds a rank waits for the others before failing, naming who
 
     @classmethod
     def for_stage(cls, stage: str, **overrides) -> "TrainerConfig":

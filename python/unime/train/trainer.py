@@ -51,11 +51,16 @@ class Trainer:
         teacher: stage 1's teacher: TeacherEmbeddings (by example id) or a callable texts -> (n, d).
         callbacks: Callback objects (or plain callables, called as on_step_end(trainer, metrics)).
         evaluate: a callable model -> dict of metrics, run every config.eval_every steps and logged.
+        process_group: the torch.distributed process group to train with (default: the default group
+            when torch.distributed is initialised, e.g. under torchrun; else one process). The global
+            batch (config.batch_size) is split over its ranks; embeddings are gathered with gradient
+            for the in-batch objectives and adapter gradients summed, so N ranks compute the 1-rank step.
         **overrides: TrainerConfig fields.
     """
 
     def __init__(self, model, stage: Optional[str] = None, config: Any = None, *, teacher: Any = None,
-                 callbacks: Sequence[Any] = (), evaluate: Optional[Callable] = None, **overrides):
+                 callbacks: Sequence[Any] = (), evaluate: Optional[Callable] = None, process_group: Any = None,
+                 **overrides):
         if isinstance(config, (str, os.PathLike)):
             config = TrainerConfig.load(config)
         base = config.to_dict() if isinstance(config, TrainerConfig) else dict(config or {})
@@ -66,7 +71,8 @@ class Trainer:
         self.teacher = teacher
         self.callbacks = list(callbacks)
         self.evaluate_fn = evaluate
-        self._core = _C.Trainer(model._core, self.config.core_json())
+        group, monitor = _process_groups(process_group)
+        self._core = _C.Trainer(model._core, self.config.core_json(), group, monitor, self.config.collective_timeout)
         self.history: list[dict] = []
         if self.config.stage == "distill" and teacher is None:
             raise ValueError("stage 1 (distill) needs a teacher: TeacherEmbeddings.from_file(...) or a callable")
@@ -201,10 +207,10 @@ class Trainer:
             self.resume(resume if isinstance(resume, (str, os.PathLike)) else None)
         stop = min(cfg.max_steps, max_steps) if max_steps is not None else cfg.max_steps
         log = None
-        if cfg.output_dir:
+        if cfg.output_dir and self.rank == 0:
             os.makedirs(cfg.output_dir, exist_ok=True)
             log = open(os.path.join(cfg.output_dir, "metrics.jsonl"), "a", encoding="utf-8")
-        bar = _progress_bar(stop, self.global_step, progress)
+        bar = _progress_bar(stop, self.global_step, progress and self.rank == 0)
         run: list[dict] = []
         try:
             while self.global_step < stop:
@@ -298,11 +304,35 @@ class Trainer:
         return self._core.global_step
 
     @property
+    def rank(self) -> int:
+        return self._core.rank
+
+    @property
+    def world_size(self) -> int:
+        return self._core.world_size
+
+    @property
     def adapted_modules(self) -> list[str]:
         return list(self._core.adapted_modules)
 
     def trainable_parameters(self) -> list[tuple[str, torch.Tensor]]:
         return self._core.trainable_parameters()
+
+
+def _process_groups(group: Any):
+    """(group, monitor): the process group to train with (None: one process) and a gloo group that can
+    name a rank which stops answering (torch's monitored barrier is gloo's)."""
+    import torch.distributed as dist
+
+    if group is None:
+        if not (dist.is_available() and dist.is_initialized()):
+            return None, None
+        group = dist.group.WORLD
+    if dist.get_world_size(group) == 1:
+        return None, None
+    # A gloo group of its own for the monitored barrier: the training group's connections are the ones
+    # that break when a rank dies.
+    return group, dist.new_group(backend="gloo")
 
 
 def _progress_bar(total: int, initial: int, enabled: bool):
