@@ -33,10 +33,10 @@ void ProcessGroupCommunicator::fail(const char* what, const std::string& reason)
         }
         if (!answered) missing.push_back(std::to_string(r));
       }
-      who = missing.empty() ? "every rank answered a check afterwards"
-                            : std::string(missing.size() == 1 ? "rank " : "ranks ") + core::join(missing, ", ") +
-                                  " did not answer within " + std::to_string(timeout_.count() / 1000) +
-                                  " s (dead or hung)";
+      who = missing.empty()
+                ? "every rank answered a check afterwards"
+                : std::string(missing.size() == 1 ? "rank " : "ranks ") + core::join(missing, ", ") +
+                      " did not answer within " + std::to_string(timeout_.count() / 1000) + " s (dead or hung)";
     } else {
       bool sent = false;
       try {
@@ -117,8 +117,8 @@ void ProcessGroupCommunicator::broadcast(std::vector<at::Tensor>& tensors) {
 
 void ProcessGroupCommunicator::barrier() {
   // A barrier through an all-reduce: it gets the same timeout and failure report as the others.
-  std::vector<at::Tensor> one{at::zeros({1}, at::TensorOptions().device(
-                                                  group_->getBackendName() == "nccl" ? at::kCUDA : at::kCPU))};
+  std::vector<at::Tensor> one{
+      at::zeros({1}, at::TensorOptions().device(group_->getBackendName() == "nccl" ? at::kCUDA : at::kCPU))};
   all_reduce_sum(one);
 }
 

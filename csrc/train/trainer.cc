@@ -258,9 +258,9 @@ double Trainer::micro_step(const StepBatch& batch, int64_t begin, int64_t end, d
   {
     AutocastScope autocast(c.mixed_precision, model_->device());
     for (size_t s = 0; s < sides.size(); ++s)
-      sides[s].encoder->backward_chunks(sides[s].inputs, sides[s].emb,
-                                        static_cast<int64_t>(s) == last_chunked ? std::function<void()>(arm)
-                                                                                : std::function<void()>());
+      sides[s].encoder->backward_chunks(
+          sides[s].inputs, sides[s].emb,
+          static_cast<int64_t>(s) == last_chunked ? std::function<void()>(arm) : std::function<void()>());
   }
   return loss.item<double>();
 }
@@ -362,8 +362,7 @@ std::vector<std::pair<std::string, at::Tensor>> Trainer::gradients(const StepBat
   StepResult result;
   accumulate(batch, result);
   std::vector<std::pair<std::string, at::Tensor>> out;
-  for (auto& [name, p] : trainable_parameters())
-    out.emplace_back(name, p.grad().clone() / loss_scale_);
+  for (auto& [name, p] : trainable_parameters()) out.emplace_back(name, p.grad().clone() / loss_scale_);
   optimizer_->zero_grad();
   return out;
 }
@@ -395,7 +394,8 @@ std::string Trainer::save_checkpoint(const std::string& root, int64_t keep_last,
     core::write_file_atomic((fs::path(dir) / "trainer_state.json").string(), state.dump(2) + "\n");
   }
   comm_->barrier();
-  std::vector<std::pair<std::string, at::Tensor>> rng{{"cpu", at::globalContext().defaultGenerator(at::kCPU).get_state()}};
+  std::vector<std::pair<std::string, at::Tensor>> rng{
+      {"cpu", at::globalContext().defaultGenerator(at::kCPU).get_state()}};
   if (model_->device().is_cuda())
     rng.emplace_back("device", at::globalContext().defaultGenerator(model_->device()).get_state());
   model::save_tensors((fs::path(dir) / ("rng-rank" + std::to_string(comm_->rank()) + ".safetensors")).string(), rng);
@@ -465,8 +465,9 @@ std::map<std::string, std::string> Trainer::load_checkpoint(const std::string& d
 
 void Trainer::save_adapter(const std::string& dir) {
   if (config_.trainable == "all")
-    throw InvalidInputError("this run trains every weight (trainable = 'all'): there are no adapters; save_merged "
-                            "writes the trained model");
+    throw InvalidInputError(
+        "this run trains every weight (trainable = 'all'): there are no adapters; save_merged "
+        "writes the trained model");
   if (comm_->rank() == 0) save_peft_adapter(*model_, config_.lora, dir);
   comm_->barrier();
 }
