@@ -28,7 +28,7 @@ def _train(args: argparse.Namespace) -> int:
             if not hasattr(config, key):
                 raise SystemExit(f"unime train: --set {key}: not a TrainerConfig field")
             current = getattr(config, key)
-            typed[key] = type(current)(value) if isinstance(current, (int, float, str)) and current is not None else value
+            typed[key] = type(current)(value) if isinstance(current, (int, float, str)) else value
         config = TrainerConfig.from_dict({**config.to_dict(), **typed})
     device = args.device
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:

@@ -16,7 +16,8 @@ from typing import Any, Optional
 
 # Fields the C++ trainer reads (everything else is the Python loop's).
 _CORE_FIELDS = (
-    "stage", "trainable", "lora_targets", "lora_regex", "lora_components", "lora_r", "lora_alpha", "lora_dropout", "use_rslora",
+    "stage", "trainable", "lora_targets", "lora_regex", "lora_components", "lora_r", "lora_alpha", "lora_dropout",
+    "use_rslora",
     "lora_init", "lora_dtype", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
     "lr_schedule", "warmup_steps", "max_steps", "max_grad_norm", "batch_size", "grad_accumulation", "chunk_size",
     "max_length", "gradient_checkpointing", "mixed_precision", "temperature", "distill_temperature", "kl_direction",
