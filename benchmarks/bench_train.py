@@ -35,7 +35,7 @@ WORDS = "red blue green small large dog cat car tree house river sky plane boat 
 
 
 def make_model(path: str, hidden: int, layers: int, seed: int = 0):
-    from quickstart import llava_tokenizer_json
+    from unime.demo.assets import llava_tokenizer_json
     from transformers import (CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration,
                               LlavaNextImageProcessor, MistralConfig)
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import unime
+from unime.demo.assets import build_llava_next
 
 CAPTIONS = [
     "An astronaut in a white spacesuit poses in front of a flag.",
@@ -35,41 +36,10 @@ def sample_images() -> list[np.ndarray]:
     return [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket()]
 
 
-def llava_tokenizer_json() -> str:
-    """LLaVA-1.6's tokenizer (the Mistral v1 SentencePiece model shipped by mistral-common, converted as
-    llava-hf's was: legacy normaliser, <image> = 32000 and <pad> = 32001 added) as tokenizer.json text."""
-    import mistral_common
-    from tokenizers import AddedToken
-    from transformers import LlamaTokenizerFast
-
-    model = os.path.join(os.path.dirname(mistral_common.__file__), "data", "tokenizer.model.v1")
-    fast = LlamaTokenizerFast(vocab_file=model, legacy=True, add_prefix_space=True, from_slow=True)
-    tok = fast.backend_tokenizer
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<image>", "<pad>")])
-    return tok.to_str()
-
-
 def make_tiny_llava_next(path: str, seed: int = 0) -> str:
-    """A tiny random LlavaNextForConditionalGeneration (CLIP 2 layers, Mistral 2 layers, 336-px tiles)
+    """A tiny random LlavaNextForConditionalGeneration (CLIP 3 layers, Mistral 2 layers, 336-px tiles)
     saved with transformers, plus the LLaVA-1.6 tokenizer and image processor configuration."""
-    from transformers import (CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration,
-                              LlavaNextImageProcessor, MistralConfig)
-
-    torch.manual_seed(seed)
-    config = LlavaNextConfig(
-        text_config=MistralConfig(vocab_size=32064, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                  num_attention_heads=4, num_key_value_heads=2, rope_theta=1e6,
-                                  sliding_window=None, pad_token_id=32001).to_dict(),
-        vision_config=CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                                       num_attention_heads=4, image_size=336, patch_size=14).to_dict(),
-        image_token_index=32000,
-    )
-    LlavaNextForConditionalGeneration(config).save_pretrained(path, safe_serialization=True)
-    # llava-hf's preprocessor_config.json: 336-px crops, the 5 default grid pinpoints, CLIP mean/std.
-    LlavaNextImageProcessor(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}).save_pretrained(path)
-    with open(os.path.join(path, "tokenizer.json"), "w", encoding="utf-8") as f:
-        f.write(llava_tokenizer_json())
-    return path
+    return build_llava_next(path, hidden=64, layers=2, vision_hidden=64, vision_layers=3, image_size=336, seed=seed)
 
 
 def main() -> None:

@@ -115,3 +115,23 @@ def test_training_notebook_runs_both_stages():
     assert losses["stage-1"][-1] < 0.2 * losses["stage-1"][0]
     assert min(losses["stage-2"][-3:]) < losses["stage-2"][0]
     assert "images matched to their captions" in text
+
+
+def test_demo_runs_offline_and_reports_both_stages(tmp_path):
+    """`unime demo --quick`: the README's main job at a smaller size, on the real data the bootstrap
+    installs (Debian's fortunes and Fashion-MNIST, all-MiniLM-L6-v2 from its package), offline."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "unime", "demo", "--quick", "--out", str(tmp_path)], capture_output=True,
+                         text=True, timeout=900, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "trains all of its parameters" in out.stdout
+    import json
+
+    results = json.load(open(tmp_path / "results.json"))
+    assert set(results) >= {"stage1", "untrained", "hard negatives", "no hard negatives", "wall_seconds"}
+    for name in ("untrained", "hard negatives", "no hard negatives"):
+        for task in ("text->image", "image->text", "image->image"):
+            assert 0 <= results[name][task]["R@1"] <= results[name][task]["R@5"] <= 1
+    assert results["stage1"]["loss"][-1] < results["stage1"]["loss"][0]
+    assert results["hard negatives"]["loss"][-1] < results["hard negatives"]["loss"][0]
+    assert (tmp_path / "demo.png").stat().st_size > 10_000
