@@ -16,7 +16,6 @@ import tempfile
 import time
 
 import numpy as np
-import torch
 
 import unime
 from unime.demo.assets import build_llava_next

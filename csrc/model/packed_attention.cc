@@ -12,10 +12,7 @@ PackedSequences pack_sequences(const at::Tensor& attention_mask, c10::Device dev
   auto real = attention_mask.ne(0).to(at::kCPU).contiguous();
   const auto B = real.size(0), L = real.size(1);
   auto r = real.accessor<bool, 2>();
-  PackedSequences p;
-  p.offsets.reserve(B + 1);
-  p.offsets.push_back(0);
-  std::vector<int64_t> token_index, positions;
+  std::vector<int64_t> token_index, lengths;
   for (int64_t b = 0; b < B; ++b) {
     int64_t first = -1, last = -1;
     for (int64_t j = 0; j < L; ++j)
@@ -29,19 +26,13 @@ PackedSequences pack_sequences(const at::Tensor& attention_mask, c10::Device dev
         throw InvalidInputError("attention_mask row " + std::to_string(b) + " has padding inside its tokens (column " +
                                 std::to_string(j) + "); only left or right padding is supported");
       token_index.push_back(b * L + j);
-      positions.push_back(j - first);
     }
-    p.offsets.push_back(static_cast<int64_t>(token_index.size()));
-    p.max_len = std::max(p.max_len, last - first + 1);
+    lengths.push_back(last - first + 1);
   }
-  auto on = [&](std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(device); };
-  p.token_index = on(token_index);
-  p.positions = on(positions);
-  std::vector<int64_t> last_index(p.offsets.begin() + 1, p.offsets.end());
-  for (auto& i : last_index) --i;
-  p.last_index = on(last_index);
-  p.cu_seqlens = at::tensor(p.offsets, at::kLong).to(at::kInt).to(device);
-  return p;
+  // The layout of these lengths; only the tokens' places in the padded batch are ours.
+  auto packed = pack_lengths(lengths, device);
+  packed.token_index = at::tensor(token_index, at::kLong).to(device);
+  return packed;
 }
 
 PackedSequences pack_lengths(const std::vector<int64_t>& lengths, c10::Device device) {

@@ -14,6 +14,8 @@ namespace unime::python {
 
 namespace {
 
+using train::Trainer;
+
 // A side of a step from a dict {"texts", "images", "instructions", "prompts"} of parallel lists.
 std::vector<model::EncodeInput> side_inputs(const py::dict& sides, const char* name, std::vector<py::object>& keep) {
   if (!sides.contains(name)) return {};
@@ -48,11 +50,30 @@ train::StepBatch step_batch(std::vector<std::string> example_ids, const py::dict
   return b;
 }
 
+// A Trainer method taking a step's examples from Python (the step batch is built with the GIL, the
+// method runs without it).
+template <typename Fn>
+auto with_step_batch(Fn fn) {
+  return [fn](Trainer& t, std::vector<std::string> example_ids, const py::dict& sides,
+              std::optional<at::Tensor> teacher, std::optional<at::Tensor> scores, int64_t negatives_per_query,
+              int64_t candidates_per_query, std::vector<std::string> failures) {
+    std::vector<py::object> keep;
+    auto b = step_batch(std::move(example_ids), sides, teacher, scores, negatives_per_query, candidates_per_query,
+                        std::move(failures), keep);
+    py::gil_scoped_release release;
+    return fn(t, b);
+  };
+}
+
+#define UNIME_STEP_ARGS                                                                                              \
+  py::arg("example_ids"), py::arg("sides"), py::arg("teacher") = py::none(), py::arg("scores") = py::none(),         \
+                                            py::arg("negatives_per_query") = 0, py::arg("candidates_per_query") = 0, \
+                                            py::arg("failures") = std::vector<std::string> {}
+
 }  // namespace
 
 void bind_train(py::module_& m) {
   using train::StepResult;
-  using train::Trainer;
   py::class_<StepResult>(m, "StepResult")
       .def_readonly("step", &StepResult::step)
       .def_readonly("loss", &StepResult::loss)
@@ -91,34 +112,9 @@ void bind_train(py::module_& m) {
            py::arg("monitor_group") = py::none(), py::arg("timeout") = 1800.0)
       .def_property_readonly("rank", [](Trainer& t) { return t.communicator().rank(); })
       .def_property_readonly("world_size", [](Trainer& t) { return t.communicator().world_size(); })
-      .def(
-          "step",
-          [](Trainer& t, std::vector<std::string> example_ids, const py::dict& sides, std::optional<at::Tensor> teacher,
-             std::optional<at::Tensor> scores, int64_t negatives_per_query, int64_t candidates_per_query,
-             std::vector<std::string> failures) {
-            std::vector<py::object> keep;
-            auto b = step_batch(std::move(example_ids), sides, teacher, scores, negatives_per_query,
-                                candidates_per_query, std::move(failures), keep);
-            py::gil_scoped_release release;
-            return t.step(b);
-          },
-          py::arg("example_ids"), py::arg("sides"), py::arg("teacher") = py::none(), py::arg("scores") = py::none(),
-          py::arg("negatives_per_query") = 0, py::arg("candidates_per_query") = 0,
-          py::arg("failures") = std::vector<std::string>{})
-      .def(
-          "gradients",
-          [](Trainer& t, std::vector<std::string> example_ids, const py::dict& sides, std::optional<at::Tensor> teacher,
-             std::optional<at::Tensor> scores, int64_t negatives_per_query, int64_t candidates_per_query,
-             std::vector<std::string> failures) {
-            std::vector<py::object> keep;
-            auto b = step_batch(std::move(example_ids), sides, teacher, scores, negatives_per_query,
-                                candidates_per_query, std::move(failures), keep);
-            py::gil_scoped_release release;
-            return t.gradients(b);
-          },
-          py::arg("example_ids"), py::arg("sides"), py::arg("teacher") = py::none(), py::arg("scores") = py::none(),
-          py::arg("negatives_per_query") = 0, py::arg("candidates_per_query") = 0,
-          py::arg("failures") = std::vector<std::string>{})
+      .def("step", with_step_batch([](Trainer& t, const train::StepBatch& b) { return t.step(b); }), UNIME_STEP_ARGS)
+      .def("gradients", with_step_batch([](Trainer& t, const train::StepBatch& b) { return t.gradients(b); }),
+           UNIME_STEP_ARGS)
       .def("set_num_examples", &Trainer::set_num_examples)
       .def("next_indices", &Trainer::next_indices)
       .def(

@@ -121,8 +121,8 @@ def test_demo_runs_offline_and_reports_both_stages(tmp_path):
     """`unime demo --quick`: the README's main job at a smaller size, on the real data the bootstrap
     installs (Debian's fortunes and Fashion-MNIST, all-MiniLM-L6-v2 from its package), offline."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "unime", "demo", "--quick", "--out", str(tmp_path)], capture_output=True,
-                         text=True, timeout=900, env=env)
+    out = subprocess.run([sys.executable, "-m", "unime", "demo", "--quick", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "trains all of its parameters" in out.stdout
     import json

@@ -207,7 +207,8 @@ def run_demo(out: str = "unime-demo", quick: bool = False) -> int:
 
     # ---- searches and the picture ----
     unime_model = models["hard negatives"].eval()
-    gallery = unime_model.encode(prompts=[IMAGE_PROMPT] * len(eval_images), images=eval_images, batch_size=64, show_progress=False)
+    gallery = unime_model.encode(prompts=[IMAGE_PROMPT] * len(eval_images), images=eval_images, batch_size=64,
+                                 show_progress=False)
     searches = []
     for text in ("an ankle boot", "a bag or handbag", "a summer dress"):
         q = unime_model.encode(prompts=[T2I_PROMPT.format(text)])
@@ -232,7 +233,8 @@ def run_demo(out: str = "unime-demo", quick: bool = False) -> int:
     print(f"\nstage 2 with hard negatives vs without, held-out R@1: "
           f"text->image {results['hard negatives']['text->image']['R@1']:.3f} vs "
           f"{results['no hard negatives']['text->image']['R@1']:.3f}, image->text "
-          f"{results['hard negatives']['image->text']['R@1']:.3f} vs {results['no hard negatives']['image->text']['R@1']:.3f}"
+          f"{results['hard negatives']['image->text']['R@1']:.3f} vs "
+          f"{results['no hard negatives']['image->text']['R@1']:.3f}"
           f"; {'above' if better else 'not above'} the untrained model")
     print(f"picture: {picture}; numbers: {os.path.join(out, 'results.json')}; "
           f"wall time {results['wall_seconds']:.0f} s")
