@@ -1,10 +1,10 @@
 """Training-step throughput: unime.Trainer vs a reference trainer (transformers + peft + torch AdamW, the
 plain objective; tests/reference/trainer.py) on the same LLaVA-NeXT-shaped model, batches and LoRA.
 
-    python benchmarks/bench_train.py [--batch 32] [--chunk 8] [--hidden 256] [--layers 4] [--steps 4]
+    python benchmarks/bench_train.py [--batch 32] [--chunk 8] [--hidden 256] [--layers 4] [--steps 4] [--device cuda]
 
 Stage 2 (hard-negative InfoNCE, k = 8), LoRA r = 16 on the language model's q/k/v/o/gate/up/down, fp32
-on CPU. Each side of the batch (image + instruction queries, caption positives) is embedded; unime runs
+(on the CPU by default). Each side of the batch (image + instruction queries, caption positives) is embedded; unime runs
 GradCache with --chunk inputs per chunk, and the reference is timed both without GradCache (one
 autograd graph for the batch) and with it (VLM2Vec's two passes, written out). Prints seconds per step,
 examples/s and the ratios; --memory also prints each side's peak RSS for growing batches at a fixed
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-sys.path.insert(0, os.path.join(HERE, "..", "examples"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
 
 import unime  # noqa: E402
 from unime.train import Example, Input  # noqa: E402
@@ -35,7 +36,6 @@ WORDS = "red blue green small large dog cat car tree house river sky plane boat 
 
 
 def make_model(path: str, hidden: int, layers: int, seed: int = 0):
-    from unime.demo.assets import llava_tokenizer_json
     from transformers import (CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration,
                               LlavaNextImageProcessor, MistralConfig)
 
@@ -52,8 +52,10 @@ def make_model(path: str, hidden: int, layers: int, seed: int = 0):
     LlavaNextForConditionalGeneration(config).save_pretrained(path, safe_serialization=True)
     LlavaNextImageProcessor(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56},
                             image_grid_pinpoints=pin).save_pretrained(path)
-    with open(os.path.join(path, "tokenizer.json"), "w") as f:
-        f.write(llava_tokenizer_json())
+    # LLaVA-1.6's tokenizer, the tests' cached conversion of mistral-common's model (the demo's too).
+    from tokenizer_assets import tokenizer_json
+
+    shutil.copy(tokenizer_json("mistral_legacy"), os.path.join(path, "tokenizer.json"))
 
 
 def examples(n: int, seed: int = 0) -> list[Example]:
@@ -75,7 +77,7 @@ CONFIG = dict(stage="instruct", lora_r=16, lora_alpha=32, lora_dropout=0.0, lear
               lora_targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 
 
-def reference(path: str, trainer: "unime.Trainer"):
+def reference(path: str, trainer: "unime.Trainer", device: str = "cpu"):
     from reference.trainer import ReferenceTrainer
     from transformers import (LlavaNextForConditionalGeneration, LlavaNextImageProcessor, LlavaNextProcessor,
                               PreTrainedTokenizerFast)
@@ -83,7 +85,8 @@ def reference(path: str, trainer: "unime.Trainer"):
     model = trainer.model
     adapters = {"base_model.model." + model.hf_name(p): t.detach().clone() for p, t in trainer.trainable_parameters()}
     targets = "^(?:" + "|".join(model.hf_module_path(m).replace(".", r"\.") for m in trainer.adapted_modules) + ")$"
-    hf = LlavaNextForConditionalGeneration.from_pretrained(path, torch_dtype=torch.float32, attn_implementation="sdpa")
+    hf = LlavaNextForConditionalGeneration.from_pretrained(path, torch_dtype=torch.float32,
+                                                           attn_implementation="sdpa").to(device)
     tok = PreTrainedTokenizerFast(tokenizer_file=f"{path}/tokenizer.json", bos_token="<s>", eos_token="</s>",
                                   unk_token="<unk>", pad_token="<pad>", padding_side="left",
                                   model_input_names=["input_ids", "attention_mask"])
@@ -121,7 +124,14 @@ def reference_loss(ref, batch, chunk: int):
     return value.detach().requires_grad_()
 
 
-def time_steps(fn, steps: int) -> float:
+def time_steps(fn, steps: int, device: str = "cpu") -> float:
+    if device.startswith("cuda"):
+        step = fn
+
+        def fn():
+            step()
+            torch.cuda.synchronize()
+
     fn()  # warm-up
     times = []
     for _ in range(steps):
@@ -166,6 +176,7 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--device", default="cpu")
     p.add_argument("--memory", default="", help="comma-separated batch sizes for the peak-memory table")
     p.add_argument("--measure-memory", default="", help=argparse.SUPPRESS)
     p.add_argument("--model", default="", help=argparse.SUPPRESS)
@@ -177,17 +188,18 @@ def main() -> None:
         args.model = args.model or os.path.join(tmp, "model")
         make_model(args.model, args.hidden, args.layers)
         data = examples(args.batch)
-        print(f"machine: {torch.get_num_threads()} torch threads; torch {torch.__version__}; model: LLaVA-NeXT, LM "
+        print(f"machine: {torch.get_num_threads()} torch threads, device {args.device}; torch {torch.__version__}; "
+              f"model: LLaVA-NeXT, LM "
               f"{args.layers} x {args.hidden}, CLIP 3 x 128 on 56-px tiles; batch {args.batch}, chunk {args.chunk}, "
               "LoRA r 16 on q/k/v/o/gate/up/down, fp32")
         results = {}
         for chunk in (args.chunk, 0):
-            trainer = unime.Trainer(unime.Model.from_pretrained(args.model),
+            trainer = unime.Trainer(unime.Model.from_pretrained(args.model, device=args.device),
                                     config=dict(CONFIG, batch_size=args.batch, chunk_size=chunk))
-            results[f"unime chunk={chunk}"] = time_steps(lambda: trainer.step(data), args.steps)
-            ref = reference(args.model, trainer)
+            results[f"unime chunk={chunk}"] = time_steps(lambda: trainer.step(data), args.steps, args.device)
+            ref = reference(args.model, trainer, args.device)
             results[f"reference chunk={chunk}"] = time_steps(
-                lambda: ref.step(lambda r: reference_loss(r, data, chunk)), args.steps)
+                lambda: ref.step(lambda r: reference_loss(r, data, chunk)), args.steps, args.device)
         for name, sec in results.items():
             print(f"{name:<24}{sec:>9.3f} s/step {args.batch / sec:>9.1f} examples/s")
         for chunk in (args.chunk, 0):

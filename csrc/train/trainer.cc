@@ -358,12 +358,24 @@ double Trainer::accumulate(const StepBatch& batch, StepResult& result) {
 std::vector<std::pair<std::string, at::Tensor>> Trainer::gradients(const StepBatch& batch) {
   at::AutoGradMode grad_mode(true);
   check_batch(batch);
-  optimizer_->zero_grad();
-  StepResult result;
-  accumulate(batch, result);
   std::vector<std::pair<std::string, at::Tensor>> out;
-  for (auto& [name, p] : trainable_parameters()) out.emplace_back(name, p.grad().clone() / loss_scale_);
-  optimizer_->zero_grad();
+  while (true) {
+    optimizer_->zero_grad();
+    StepResult result;
+    accumulate(batch, result);
+    out.clear();
+    bool finite = true;
+    for (auto& [name, p] : trainable_parameters()) {
+      out.emplace_back(name, p.grad().clone() / loss_scale_);
+      if (loss_scale_ != 1.0) finite = finite && at::isfinite(out.back().second).all().item<bool>();
+    }
+    optimizer_->zero_grad();
+    // fp16: an overflow at this scale is what step() would skip; halve the scale as it would, and
+    // recompute, so the caller gets the gradient rather than infinities.
+    if (finite || loss_scale_ <= 1.0) break;
+    loss_scale_ /= 2;
+    good_steps_ = 0;
+  }
   return out;
 }
 

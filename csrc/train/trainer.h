@@ -66,6 +66,7 @@ class Trainer {
   StepResult step(const StepBatch& batch);
   // The gradient one step would apply (summed over ranks, before clipping), by adapter parameter
   // path, without updating anything: for checking GradCache and for research on the gradients.
+  // With fp16 loss scaling, an overflow halves the scale (as step() would) and recomputes.
   std::vector<std::pair<std::string, at::Tensor>> gradients(const StepBatch& batch);
 
   // The data order: after set_num_examples(n), next_indices() gives this rank's examples of each step.

@@ -41,6 +41,7 @@ class ReferenceTrainer:
     def embed(self, prompts, images=None):
         """prompts with "<image>" where an image goes (LLaVA-NeXT), one image per such prompt."""
         inputs = self.processor(text=prompts, images=images or None, padding=True, return_tensors="pt")
+        inputs = inputs.to(next(self.model.parameters()).device)
         hidden = self.model(**inputs, output_hidden_states=True).hidden_states[-1]
         return F.normalize(hidden[:, -1], dim=-1)
 
