@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
@@ -51,6 +52,43 @@ void read_family_layout(DecoderConfig& c, const nlohmann::json& json, const std:
   if (t == "mistral" || t == "phi3") c.sliding_window = optional_int(json, "sliding_window", source);
 }
 
+// Phi-3's LongRoPE as transformers 4.48 computes it (Phi3RotaryEmbedding, _compute_longrope_parameters):
+// factor = max_position_embeddings / original_max_position_embeddings, attention factor
+// sqrt(1 + ln(factor) / ln(original)) unless rope_scaling gives one (1 when factor <= 1).
+void read_longrope(DecoderConfig& c, const nlohmann::json& json, const nlohmann::json& rs, const std::string& source) {
+  c.rope.type = "longrope";
+  const int64_t half = c.head_dim / 2;
+  for (const char* key : {"short_factor", "long_factor"}) {
+    if (!rs.contains(key) || !rs[key].is_array())
+      throw InvalidInputError(source + ": rope_scaling." + key + " must be a list of " + std::to_string(half) +
+                              " numbers (LongRoPE)");
+    std::vector<double> values;
+    for (const auto& v : rs[key]) {
+      if (!v.is_number()) throw InvalidInputError(source + ": rope_scaling." + key + " holds a non-number " + v.dump());
+      values.push_back(v.get<double>());
+    }
+    if (static_cast<int64_t>(values.size()) != half)
+      throw InvalidInputError(source + ": rope_scaling." + key + " has " + std::to_string(values.size()) +
+                              " values; LongRoPE needs head_dim / 2 = " + std::to_string(half));
+    (std::string(key) == "short_factor" ? c.rope.short_factor : c.rope.long_factor) = std::move(values);
+  }
+  c.rope.original_max_position_embeddings =
+      get_or<int64_t>(json, "original_max_position_embeddings", c.max_position_embeddings, source);
+  if (c.rope.original_max_position_embeddings <= 0 || c.max_position_embeddings <= 0)
+    throw InvalidInputError(source +
+                            ": LongRoPE needs positive max_position_embeddings and "
+                            "original_max_position_embeddings");
+  const double factor =
+      static_cast<double>(c.max_position_embeddings) / static_cast<double>(c.rope.original_max_position_embeddings);
+  if (rs.contains("attention_factor") && !rs["attention_factor"].is_null())
+    c.rope.attention_factor = get_required<double>(rs, "attention_factor", source);
+  else
+    c.rope.attention_factor =
+        factor <= 1.0 ? 1.0
+                      : std::sqrt(1.0 + std::log(factor) /
+                                            std::log(static_cast<double>(c.rope.original_max_position_embeddings)));
+}
+
 void read_rope(DecoderConfig& c, const nlohmann::json& json, const std::string& source) {
   c.rope.theta = get_or<double>(json, "rope_theta", 10000.0, source);
   // Rotary scaling variants change the maths; refuse the ones we have not implemented rather than
@@ -59,9 +97,21 @@ void read_rope(DecoderConfig& c, const nlohmann::json& json, const std::string& 
     const auto& rs = json["rope_scaling"];
     std::string type =
         rs.is_object() ? get_or<std::string>(rs, "rope_type", get_or<std::string>(rs, "type", "", source), source) : "";
-    if (type != "default")
+    if (c.model_type == "phi3" && (type == "longrope" || type == "su")) {
+      read_longrope(c, json, rs, source);
+    } else if (c.model_type == "phi3" && type == "yarn") {
+      throw InvalidInputError(
+          source +
+          ": rope_scaling type 'yarn' for phi3 is ambiguous (transformers 4.48 computes it "
+          "as LongRoPE, Phi-3's original code as YaRN with another attention factor); not supported");
+    } else if (type == "longrope" || type == "su") {
+      // transformers 4.48 updates the long/short switch per call for Phi-3 only; other families keep
+      // the short factors for any length, which is not what a LongRoPE checkpoint was trained with.
+      throw InvalidInputError(source + ": rope_scaling " + rs.dump() + " (LongRoPE) is supported for phi3 only");
+    } else if (type != "default") {
       throw InvalidInputError(source + ": rope_scaling " + rs.dump() +
-                              " is not supported yet (only the default rotary embedding)");
+                              " is not supported yet (the default rotary embedding, and LongRoPE for phi3)");
+    }
   }
   if (json.contains("partial_rotary_factor") && get_or<double>(json, "partial_rotary_factor", 1.0, source) != 1.0)
     throw InvalidInputError(source + ": partial_rotary_factor != 1 is not supported");

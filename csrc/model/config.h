@@ -6,14 +6,20 @@
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace unime::model {
 
-// The rotary embedding of a decoder (backbones.md 1.3). "default" only for now; LongRoPE (Phi-3.5)
-// and M-RoPE (Qwen2-VL) plug in as other types behind the RotaryEmbedding interface.
+// The rotary embedding of a decoder (backbones.md 1.3): "default", or "longrope" (Phi-3 / Phi-3.5's
+// "su"); M-RoPE (Qwen2-VL) plugs in as another type behind the RotaryEmbedding interface.
 struct RotaryConfig {
   std::string type = "default";
   double theta = 10000.0;
+  // LongRoPE: per-frequency divisors (head_dim / 2 each); the long ones apply when a call's longest
+  // position + 1 exceeds original_max_position_embeddings; cos and sin are scaled by attention_factor.
+  std::vector<double> short_factor, long_factor;
+  int64_t original_max_position_embeddings = 0;
+  double attention_factor = 1.0;
 };
 
 struct DecoderConfig {

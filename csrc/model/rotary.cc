@@ -6,20 +6,60 @@
 
 namespace unime::model {
 
+namespace {
+
+// Same op order as transformers: int64 arange -> float -> / d, then base ** that (fp32).
+at::Tensor frequency_exponents(int64_t head_dim) {
+  return at::arange(0, head_dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(head_dim);
+}
+
+RotaryTables scaled_tables(const at::Tensor& positions, const at::Tensor& inv_freq, double scale,
+                           at::ScalarType dtype) {
+  auto freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq.to(positions.device());  // (..., d/2) fp32
+  auto emb = at::cat({freqs, freqs}, -1);
+  auto cos = emb.cos(), sin = emb.sin();
+  if (scale != 1.0) {
+    cos = cos * scale;
+    sin = sin * scale;
+  }
+  return {cos.to(dtype), sin.to(dtype)};
+}
+
+}  // namespace
+
 DefaultRotaryEmbedding::DefaultRotaryEmbedding(int64_t head_dim, double theta) {
-  // Same op order as transformers: int64 arange -> float -> / d, then base ** that (fp32).
-  auto exponent = at::arange(0, head_dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(head_dim);
-  inv_freq_ = 1.0 / at::pow(theta, exponent);
+  inv_freq_ = 1.0 / at::pow(theta, frequency_exponents(head_dim));
 }
 
 RotaryTables DefaultRotaryEmbedding::tables(const at::Tensor& positions, at::ScalarType dtype) const {
-  auto freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_.to(positions.device());  // (..., d/2) fp32
-  auto emb = at::cat({freqs, freqs}, -1);
-  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+  return scaled_tables(positions, inv_freq_, 1.0, dtype);
+}
+
+LongRopeRotaryEmbedding::LongRopeRotaryEmbedding(int64_t head_dim, const RotaryConfig& config)
+    : original_max_positions_(config.original_max_position_embeddings), attention_factor_(config.attention_factor) {
+  const auto half = static_cast<size_t>(head_dim / 2);
+  if (config.short_factor.size() != half || config.long_factor.size() != half)
+    throw InvalidInputError("LongRoPE needs head_dim / 2 = " + std::to_string(half) + " short and long factors, got " +
+                            std::to_string(config.short_factor.size()) + " and " +
+                            std::to_string(config.long_factor.size()));
+  const auto base = at::pow(config.theta, frequency_exponents(head_dim));
+  // torch.tensor(list of Python floats, dtype=float32): each factor rounded to fp32, then fp32 maths.
+  auto factors = [](const std::vector<double>& f) {
+    return at::tensor(at::ArrayRef<double>(f), at::kDouble).to(at::kFloat);
+  };
+  short_inv_freq_ = 1.0 / (factors(config.short_factor) * base);
+  long_inv_freq_ = 1.0 / (factors(config.long_factor) * base);
+}
+
+RotaryTables LongRopeRotaryEmbedding::tables(const at::Tensor& positions, at::ScalarType dtype) const {
+  const int64_t longest = positions.numel() == 0 ? 0 : positions.max().item<int64_t>() + 1;
+  const auto& inv_freq = longest > original_max_positions_ ? long_inv_freq_ : short_inv_freq_;
+  return scaled_tables(positions, inv_freq, attention_factor_, dtype);
 }
 
 std::unique_ptr<RotaryEmbedding> make_rotary_embedding(const RotaryConfig& config, int64_t head_dim) {
   if (config.type == "default") return std::make_unique<DefaultRotaryEmbedding>(head_dim, config.theta);
+  if (config.type == "longrope") return std::make_unique<LongRopeRotaryEmbedding>(head_dim, config);
   throw InvalidInputError("rotary embedding type '" + config.type + "' is not supported");
 }
 

@@ -1,7 +1,7 @@
 // Rotary position embeddings as an interface over a positions tensor (backbones.md 1.3): each
 // variant turns token positions into the cos/sin tables that attention applies with rotate_half.
-// The default one is here; LongRoPE (Phi-3.5) and M-RoPE (Qwen2-VL, 3-D positions) implement the
-// same interface.
+// The default one and LongRoPE (Phi-3 / Phi-3.5) are here; M-RoPE (Qwen2-VL, 3-D positions) implements
+// the same interface.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -34,6 +34,21 @@ class DefaultRotaryEmbedding : public RotaryEmbedding {
 
  private:
   at::Tensor inv_freq_;  // (head_dim/2,) fp32 on CPU; moved per call (tiny)
+};
+
+// Phi-3's LongRoPE (transformers 4.48 Phi3RotaryEmbedding): inv_freq = 1 / (factor_i * theta^(2i/d)),
+// with the long factors when the call's longest position + 1 exceeds original_max_position_embeddings
+// (a property of the whole call, as in transformers, where it is the padded batch's length), else the
+// short ones; cos and sin multiplied by attention_factor in fp32 before the cast.
+class LongRopeRotaryEmbedding : public RotaryEmbedding {
+ public:
+  LongRopeRotaryEmbedding(int64_t head_dim, const RotaryConfig& config);
+  RotaryTables tables(const at::Tensor& positions, at::ScalarType dtype) const override;
+
+ private:
+  at::Tensor short_inv_freq_, long_inv_freq_;  // (head_dim/2,) fp32 on CPU
+  int64_t original_max_positions_;
+  double attention_factor_;
 };
 
 // The rotary embedding `config.rope` describes; InvalidInputError for an unknown type.

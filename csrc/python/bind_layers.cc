@@ -24,7 +24,10 @@ void bind_layers(py::module_& root) {
   m.def(
       "rotary_tables",
       [](const at::Tensor& positions, int64_t head_dim, double theta, const std::string& type, at::ScalarType dtype) {
-        auto rope = model::make_rotary_embedding({type, theta}, head_dim);
+        model::RotaryConfig config;
+        config.type = type;
+        config.theta = theta;
+        auto rope = model::make_rotary_embedding(config, head_dim);
         auto t = rope->tables(positions, dtype);
         return std::make_pair(t.cos, t.sin);
       },

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
@@ -41,6 +44,33 @@ TEST(DecoderConfig, Defaults) {
   EXPECT_THROW(DecoderConfig::from_json(j, "config.json"), unime::InvalidInputError);
 }
 
+nlohmann::json phi3_longrope() {
+  auto j = mistral();
+  j["model_type"] = "phi3";
+  j["max_position_embeddings"] = 131072;
+  j["original_max_position_embeddings"] = 4096;
+  j["rope_scaling"] = {
+      {"type", "su"}, {"short_factor", std::vector<double>(8, 1.5)}, {"long_factor", std::vector<double>(8, 3.0)}};
+  return j;
+}
+
+TEST(DecoderConfig, ReadsPhi3LongRope) {
+  auto c = DecoderConfig::from_json(phi3_longrope(), "config.json");
+  EXPECT_EQ(c.rope.type, "longrope");  // "su" is LongRoPE's first name
+  EXPECT_EQ(c.rope.short_factor, std::vector<double>(8, 1.5));
+  EXPECT_EQ(c.rope.long_factor, std::vector<double>(8, 3.0));
+  EXPECT_EQ(c.rope.original_max_position_embeddings, 4096);
+  // Phi-3.5's sqrt(1 + ln(131072 / 4096) / ln(4096)) = sqrt(17 / 12) (backbones.md B.3).
+  EXPECT_DOUBLE_EQ(c.rope.attention_factor, std::sqrt(1.0 + std::log(32.0) / std::log(4096.0)));
+  EXPECT_NEAR(c.rope.attention_factor, std::sqrt(17.0 / 12.0), 1e-12);
+  auto j = phi3_longrope();
+  j["rope_scaling"]["attention_factor"] = 1.25;
+  EXPECT_DOUBLE_EQ(DecoderConfig::from_json(j, "config.json").rope.attention_factor, 1.25);
+  j = phi3_longrope();
+  j["max_position_embeddings"] = 4096;  // factor 1: no magnitude scaling
+  EXPECT_DOUBLE_EQ(DecoderConfig::from_json(j, "config.json").rope.attention_factor, 1.0);
+}
+
 TEST(DecoderConfig, Rejections) {
   auto expect_invalid = [](nlohmann::json j, const char* needle) {
     try {
@@ -56,6 +86,18 @@ TEST(DecoderConfig, Rejections) {
   j = mistral();
   j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
   expect_invalid(j, "rope_scaling");
+  j = phi3_longrope();
+  j["rope_scaling"]["long_factor"] = std::vector<double>(7, 3.0);
+  expect_invalid(j, "long_factor has 7 values; LongRoPE needs head_dim / 2 = 8");
+  j = phi3_longrope();
+  j["rope_scaling"].erase("short_factor");
+  expect_invalid(j, "short_factor must be a list");
+  j = phi3_longrope();
+  j["rope_scaling"]["type"] = "yarn";
+  expect_invalid(j, "ambiguous");
+  j = phi3_longrope();
+  j["model_type"] = "llama";
+  expect_invalid(j, "supported for phi3 only");
   j = mistral();
   j["hidden_act"] = "gelu";
   expect_invalid(j, "hidden_act");

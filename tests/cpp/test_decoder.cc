@@ -78,7 +78,33 @@ TEST(Rotary, TablesFollowAnyPositionsShape) {
   auto flat = rope.tables(at::arange(8, at::kLong), at::kFloat);
   EXPECT_TRUE(at::equal(t.cos[0][0], flat.cos[3]));  // one product per entry: bit-identical
   EXPECT_TRUE(at::equal(t.sin[1][0], flat.sin[7]));
-  EXPECT_THROW(unime::model::make_rotary_embedding({"yarn", 1e4}, 6), unime::InvalidInputError);
+  unime::model::RotaryConfig yarn;
+  yarn.type = "yarn";
+  EXPECT_THROW(unime::model::make_rotary_embedding(yarn, 6), unime::InvalidInputError);
+}
+
+TEST(Rotary, LongRopeSwitchesFactorsPastTheOriginalLengthAndScalesBoth) {
+  unime::model::RotaryConfig c;
+  c.type = "longrope";
+  c.short_factor = {1.0, 2.0};
+  c.long_factor = {4.0, 8.0};
+  c.original_max_position_embeddings = 6;
+  c.attention_factor = 1.5;
+  auto rope = unime::model::make_rotary_embedding(c, 4);
+  unime::model::DefaultRotaryEmbedding plain(4, c.theta);
+  // Longest position + 1 = 6: short factors; pair 0's factor is 1, so its angle is the default one.
+  auto short_t = rope->tables(at::arange(6, at::kLong), at::kFloat);
+  auto p = plain.tables(at::arange(6, at::kLong), at::kFloat);
+  EXPECT_TRUE(at::allclose(short_t.cos.select(1, 0), p.cos.select(1, 0) * 1.5));
+  EXPECT_TRUE(at::allclose(short_t.sin.select(1, 0), p.sin.select(1, 0) * 1.5));
+  // Position 1, pair 1: 1 / (2 * 10000^(2/4)) radians.
+  EXPECT_NEAR(short_t.sin[1][1].item<float>(), 1.5 * std::sin(1.0 / (2.0 * 100.0)), 1e-6);
+  // Longest position + 1 = 7: the long factors for every position of the call, position 1 included.
+  auto long_t = rope->tables(at::arange(7, at::kLong), at::kFloat);
+  EXPECT_NEAR(long_t.sin[1][0].item<float>(), 1.5 * std::sin(1.0 / 4.0), 1e-6);
+  EXPECT_NEAR(long_t.sin[1][1].item<float>(), 1.5 * std::sin(1.0 / (8.0 * 100.0)), 1e-6);
+  c.long_factor = {4.0};
+  EXPECT_THROW(unime::model::make_rotary_embedding(c, 4), unime::InvalidInputError);
 }
 
 TEST(Lora, ZeroBEqualsThePlainLayerAndMergeRoundTrips) {

@@ -1,5 +1,7 @@
 """The Llama/Mistral decoder against Hugging Face transformers (the oracle), fp32 and bf16."""
 
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -69,6 +71,52 @@ def test_item_alone_equals_item_in_batch(tiny_decoder_dir, family, side, packed)
         real = mask[i].bool()
         alone = model.encode_ids(ids[i][real][None], None, packed=packed)
         assert (alone[0] - batch[i]).abs().max() <= 1e-5, f"row {i}"
+
+
+@pytest.mark.parametrize("longest", [12, 13], ids=["short-factors", "long-factors"])
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "padded"])
+def test_longrope_on_both_sides_of_the_switch(tiny_decoder_dir, longest, side, packed):
+    """Phi-3's LongRoPE: short factors while the call's longest position + 1 <= original length (12),
+    long factors for every row once it exceeds it, as transformers' Phi3RotaryEmbedding decides per call."""
+    hf = make_tiny_decoder("phi3_longrope")
+    model = unime.Model.from_pretrained(tiny_decoder_dir("phi3_longrope"))
+    ids, mask = padded_batch(hf.config.vocab_size, [7, 1, longest, 4], side, seed=5)
+    what = f"phi3 longrope, longest {longest}, {side}, {'packed' if packed else 'padded'}"
+    assert_embeddings_match(model.encode_ids(ids, mask, normalize=False, packed=packed),
+                            hf_embeddings(hf, ids, mask, normalize=False), what)
+
+
+def test_longrope_long_factors_change_short_rows(tiny_decoder_dir):
+    """The switch is real: the same 7-token row embeds differently next to a 13-token row than alone."""
+    model = unime.Model.from_pretrained(tiny_decoder_dir("phi3_longrope"))
+    ids, mask = padded_batch(101, [7, 13], "right", seed=5)
+    in_long_batch = model.encode_ids(ids, mask)[0]
+    alone = model.encode_ids(ids[:1, :7], None)[0]
+    assert (in_long_batch - alone).abs().max() > 1e-3
+
+
+def test_longrope_su_spelling_and_refusals(tiny_decoder_dir, tmp_path):
+    import json
+    import shutil
+
+    src = tiny_decoder_dir("phi3_longrope")
+    with open(os.path.join(src, "config.json")) as f:
+        config = json.load(f)
+    assert config["rope_scaling"]["type"] == "longrope"  # transformers renames "su" when it saves
+    ids, mask = padded_batch(101, [7, 13], "left", seed=5)
+    expected = unime.Model.from_pretrained(src).encode_ids(ids, mask)
+    for rope_type, error in (("su", None), ("yarn", "ambiguous"), ("dynamic", "not supported")):
+        path = tmp_path / rope_type
+        shutil.copytree(src, path)
+        with open(path / "config.json", "w") as f:
+            json.dump(dict(config, rope_scaling=dict(config["rope_scaling"], type=rope_type)), f)
+        if error is None:
+            torch.testing.assert_close(unime.Model.from_pretrained(str(path)).encode_ids(ids, mask), expected,
+                                       atol=0, rtol=0)
+        else:
+            with pytest.raises(ValueError, match=error):
+                unime.Model.from_pretrained(str(path))
 
 
 def test_sliding_window_shorter_than_sequences(tmp_path):

@@ -39,6 +39,18 @@ TINY_DECODERS = {
             attn_implementation="eager",
         )
     ),
+    # Phi-3.5's LongRoPE, scaled down: the long factors apply past 12 positions (the parity batch's
+    # longest is 13; tests/python/test_decoder_parity.py covers both sides), attention factor
+    # sqrt(1 + ln(48 / 12) / ln(12)).
+    "phi3_longrope": lambda: Phi3ForCausalLM(
+        Phi3Config(
+            vocab_size=101, hidden_size=40, intermediate_size=66, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=4, max_position_embeddings=48, original_max_position_embeddings=12,
+            rope_scaling={"type": "su", "short_factor": [1.0, 1.13, 1.9, 2.43, 3.7],
+                          "long_factor": [1.08, 2.5, 6.2, 17.1, 40.3]},
+            pad_token_id=0, initializer_range=0.1, attn_implementation="eager",
+        )
+    ),
     # head_dim set explicitly and different from hidden_size / num_attention_heads.
     "llama_head_dim": lambda: LlamaForCausalLM(
         LlamaConfig(
