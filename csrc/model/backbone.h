@@ -19,8 +19,12 @@ namespace unime::model {
 
 // One image of a batch, preprocessed for its backbone.
 struct ImageInput {
-  at::Tensor pixel_values;  // LLaVA-NeXT: (1 + tiles, 3, crop, crop) float, the base image first
-  int64_t height = 0;       // the original image's size, which fixes its tiling and token count
+  // LLaVA-NeXT: (1 + tiles, 3, crop, crop) float, the base image first. Phi-3.5-V: (1 + crops, 3,
+  // 336, 336), the global thumbnail first (zero crops after those may pad a batch).
+  at::Tensor pixel_values;
+  // The size that fixes the image's tiling and token count: LLaVA-NeXT the original image's,
+  // Phi-3.5-V the HD canvas's (multiples of 336, its processor's image_sizes).
+  int64_t height = 0;
   int64_t width = 0;
 };
 

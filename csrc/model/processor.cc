@@ -59,11 +59,15 @@ void Processor::expand_image(Item&) const {
   throw InvalidInputError("model_type '" + template_->family + "' takes no images");
 }
 
+std::vector<int64_t> Processor::tokenize(const std::string& prompt) const {
+  const auto ids = tokenizer_->encode(prompt, /*add_special_tokens=*/true);
+  return {ids.begin(), ids.end()};
+}
+
 Processor::Item Processor::prepare(const EncodeInput& input, const ProcessOptions& options) const {
   Item item;
   item.prompt = prompt(input, options);
-  const auto ids = tokenizer_->encode(item.prompt, /*add_special_tokens=*/true);
-  item.ids.assign(ids.begin(), ids.end());
+  item.ids = tokenize(item.prompt);
   if (input.image) {
     item.image = preprocess_image(*input.image);
     expand_image(item);

@@ -89,6 +89,9 @@ class Processor {
     std::string prompt;
   };
   Item prepare(const EncodeInput& input, const ProcessOptions& options) const;
+  // A prompt's token ids, BOS from the tokenizer's post-processor; families that tokenize around
+  // their image tag (Phi-3.5-V) override it.
+  virtual std::vector<int64_t> tokenize(const std::string& prompt) const;
   std::string raw_prompt(const EncodeInput& input) const;
   // Multimodal families: pixels of one image, and its tokens spliced into `ids` in place of its
   // placeholder (sets image_begin/end).

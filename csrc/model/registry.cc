@@ -10,6 +10,8 @@
 #include "model/decoder_backbone.h"
 #include "model/llava_next.h"
 #include "model/llava_next_processor.h"
+#include "model/phi3_v.h"
+#include "model/phi3_v_processor.h"
 #include "model/processor.h"
 
 namespace unime::model {
@@ -40,6 +42,13 @@ std::shared_ptr<Processor> make_llava_next_processor(const std::string& model_di
                                               llava.config().image_token_index, pad, backbone.max_length());
 }
 
+std::shared_ptr<Processor> make_phi3_v_processor(const std::string& model_dir, const nlohmann::json& config,
+                                                 const Backbone& backbone, std::shared_ptr<const core::Tokenizer> tok) {
+  const auto pad = resolve_pad_token_id(config, *tok);
+  return std::make_shared<Phi3VProcessor>(std::move(tok), Phi3VImageConfig::from_path(model_dir), pad,
+                                          backbone.max_length());
+}
+
 const std::map<std::string, Family>& families() {
   static const std::map<std::string, Family> table = {
       {"llama", {make_decoder_backbone, make_text_processor}},
@@ -47,6 +56,7 @@ const std::map<std::string, Family>& families() {
       {"qwen2", {make_decoder_backbone, make_text_processor}},
       {"phi3", {make_decoder_backbone, make_text_processor}},
       {"llava_next", {make_llava_next_backbone, make_llava_next_processor}},
+      {"phi3_v", {make_phi3_v_backbone, make_phi3_v_processor}},
   };
   return table;
 }

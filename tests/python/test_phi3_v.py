@@ -1,0 +1,141 @@
+"""Phi-3.5-V against its original code, through the cached oracle of tests/data/phi3_v/ (written by
+tools/make_phi3v_oracle.py; see tests/python/phi3_v_fixture.py): the HD transform's pixels bit for
+bit, the processor's token ids, and the last token's final hidden state of text, image and
+image+text inputs in mixed batches."""
+
+import hashlib
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from phi3_v_fixture import IMAGES, image, load_oracle, save_tiny_checkpoint
+from tokenizer_assets import tokenizer_json
+from tolerances import assert_embeddings_match
+
+import unime
+
+ORACLE = load_oracle()
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """num_crops -> tiny checkpoint directory (the same weights, preprocessor_config.json differs)."""
+    base = save_tiny_checkpoint(str(tmp_path_factory.mktemp("phi3v") / "crops4"), str(tokenizer_json("phi3")), 4)
+    other = str(tmp_path_factory.mktemp("phi3v") / "crops16")
+    shutil.copytree(base, other)
+    with open(os.path.join(other, "preprocessor_config.json")) as f:
+        config = json.load(f)
+    with open(os.path.join(other, "preprocessor_config.json"), "w") as f:
+        json.dump(dict(config, num_crops=16), f)
+    return {4: base, 16: other}
+
+
+@pytest.fixture(scope="module")
+def model(checkpoints):
+    return unime.Model.from_pretrained(checkpoints[4])
+
+
+@pytest.mark.parametrize("case", ORACLE["images"], ids=lambda c: f"{c['height']}x{c['width']}-crops{c['num_crops']}")
+def test_hd_transform_pixels_are_the_originals(checkpoints, case):
+    m = unime.Model.from_pretrained(checkpoints[case["num_crops"]])
+    batch = m.process([None], [image(case["seed"], case["height"], case["width"])])
+    (pixels, h, w), = batch.images
+    assert [h, w] == case["image_size"]
+    assert m.image_token_count(h, w) == case["num_img_tokens"]
+    # The original pads every image to num_crops + 1 crops with zeros; ours stops at the used ones.
+    padded = torch.zeros(case["shape"])
+    padded[: pixels.shape[0]] = pixels
+    assert abs(padded.double().sum().item() - case["sum"]) < 1e-3 * max(1.0, abs(case["sum"]))
+    assert abs(pixels[0].double().sum().item() - case["global_sum"]) < 1e-3 * max(1.0, abs(case["global_sum"]))
+    assert hashlib.sha256(padded.numpy().tobytes()).hexdigest() == case["sha256"], "pixels differ in some bit"
+
+
+@pytest.mark.parametrize("index", range(len(ORACLE["prompts"])))
+def test_token_ids_are_the_original_processors(model, index):
+    case = ORACLE["prompts"][index]
+    img = None if case["image"] is None else image(*case["image"])
+    batch = model.process([None], [img], prompts=[case["prompt"]])
+    assert batch.input_ids[0].tolist() == case["input_ids"]
+    assert batch.attention_mask.all()
+
+
+def oracle_inputs():
+    prompts = [c["prompt"] for c in ORACLE["prompts"]]
+    images = [None if c["image"] is None else image(*c["image"]) for c in ORACLE["prompts"]]
+    return prompts, images, torch.tensor(ORACLE["embeddings"])
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "padded"])
+def test_embeddings_match_the_original_in_one_mixed_batch(model, side, packed):
+    """Text-only rows and images of 2, 3 and 4 crops side by side in one batch."""
+    prompts, images, expected = oracle_inputs()
+    batch = model.process([None] * len(prompts), images, prompts=prompts, padding_side=side)
+    assert batch.rows == list(range(len(prompts)))
+    ours = model.encode_ids(batch.input_ids, batch.attention_mask, images=batch.images, normalize=False,
+                            packed=packed)
+    assert_embeddings_match(ours, expected, f"phi3_v {side} {'packed' if packed else 'padded'}")
+
+
+def test_bf16_error_within_twice_the_originals(checkpoints):
+    """bf16 rule: |ours_bf16 - original_fp32| <= 2 |original_bf16 - original_fp32| (max over the examples)."""
+    from tolerances import assert_within_reference_error
+
+    prompts, images, expected = oracle_inputs()
+    original_bf16 = torch.tensor(ORACLE["embeddings_bf16"])
+    m16 = unime.Model.from_pretrained(checkpoints[4], dtype=torch.bfloat16)
+    batch = m16.process([None] * len(prompts), images, prompts=prompts)
+    ours = m16.encode_ids(batch.input_ids, batch.attention_mask, images=batch.images, normalize=False).float()
+    ref = F.normalize(expected, dim=-1)
+    assert_within_reference_error((F.normalize(ours, dim=-1) - ref).abs().max().item(),
+                                  (F.normalize(original_bf16, dim=-1) - ref).abs().max().item(), "phi3_v bf16")
+
+
+def test_encode_api_gives_the_original_embeddings(model):
+    prompts, images, expected = oracle_inputs()
+    ours = model.encode(prompts=prompts, images=images, batch_size=5)
+    torch.testing.assert_close(torch.as_tensor(ours), F.normalize(expected, dim=-1), atol=1e-4, rtol=0)
+
+
+def test_zero_shot_prompts_use_the_numbered_tag_and_split_bos(model):
+    """UniME's prompts for Phi-3.5-V: <|image_1|> in the chat format; the text after the image starts
+    with its own BOS, as the original processor tokenizes each piece separately."""
+    batch = model.process([None, "a red car"], [image(1, 50, 80), None])
+    assert batch.prompts[0] == "<|user|>\n<|image_1|>\nSummary above image in one word:<|end|>\n<|assistant|>\n"
+    ids = batch.input_ids[0][batch.attention_mask[0].bool()].tolist()
+    run = [i for i, t in enumerate(ids) if t == -1]
+    assert len(run) == model.image_token_count(*batch.images[0][1:]) and run == list(range(run[0], run[-1] + 1))
+    assert ids[0] == 1 and ids[run[-1] + 1] == 1  # BOS opens both pieces
+    assert "<|image_1|>" not in batch.prompts[1]
+
+
+def test_bad_inputs_are_named(model):
+    with pytest.raises(ValueError, match="too elongated"):
+        model.process([None], [np.zeros((1, 3000, 3), np.uint8)])
+    with pytest.raises(ValueError, match="not an HD canvas"):
+        model.image_token_count(300, 336)
+    ids = torch.tensor([[1, -2, 5]])
+    with pytest.raises(ValueError, match="not the image placeholder -1"):
+        model.encode_ids(ids, torch.ones_like(ids))
+    ids = torch.tensor([[1, -1, 5]])
+    with pytest.raises(ValueError, match=r"image placeholder\(s\) \(-1\) but no image"):
+        model.encode_ids(ids, torch.ones_like(ids))
+
+
+def test_unsupported_image_embeddings_are_refused(checkpoints, tmp_path):
+    path = tmp_path / "other"
+    shutil.copytree(checkpoints[4], path)
+    with open(path / "config.json") as f:
+        config = json.load(f)
+    with open(path / "config.json", "w") as f:
+        json.dump(dict(config, embd_layer=dict(config["embd_layer"], hd_transform_order="glb_sub")), f)
+    with pytest.raises(ValueError, match="embd_layer .* is not supported"):
+        unime.Model.from_pretrained(str(path))
+
+
+def test_crop_counts_cover_the_images():
+    assert {(c["seed"], c["num_crops"]) for c in ORACLE["images"]} == {(s, n) for s, _, _ in IMAGES for n in (4, 16)}
