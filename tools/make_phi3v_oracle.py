@@ -109,7 +109,8 @@ def main():
         inputs = processor(prompt, images=pil, return_tensors="pt")
         with torch.no_grad():
             kwargs = ({"pixel_values": [None], "image_sizes": [None]} if pil is None else
-                      {"pixel_values": [inputs["pixel_values"].to(torch.bfloat16)], "image_sizes": [inputs["image_sizes"]]})
+                      {"pixel_values": [inputs["pixel_values"].to(torch.bfloat16)],
+                       "image_sizes": [inputs["image_sizes"]]})
             hidden = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
                            output_hidden_states=True, **kwargs).hidden_states[-1]
         oracle["embeddings_bf16"].append(hidden[0, -1].float().tolist())
