@@ -164,6 +164,8 @@ def test_target_rules_match_peft_on_llava_next(tmp_path):
 def test_lora_argument_errors(mistral):
     with pytest.raises(ValueError, match="matched no Linear"):
         mistral.add_lora(["qkv_proj"])
+    with pytest.raises(ValueError, match="target module 'q_prj' matched no Linear"):  # a typo beside a match
+        mistral.add_lora(["q_proj", "q_prj"])
     with pytest.raises(ValueError, match="component 'vision_tower'"):
         mistral.add_lora(["q_proj"], components=["vision_tower"])
     with pytest.raises(ValueError, match="rank must be positive"):

@@ -139,3 +139,60 @@ def test_unsupported_image_embeddings_are_refused(checkpoints, tmp_path):
 
 def test_crop_counts_cover_the_images():
     assert {(c["seed"], c["num_crops"]) for c in ORACLE["images"]} == {(s, n) for s, _, _ in IMAGES for n in (4, 16)}
+
+
+def test_trainer_with_lora_on_the_fused_projections(checkpoints, tmp_path):
+    """Stage 2 on Phi-3.5-V unchanged: LoRA on qkv_proj / o_proj / gate_up_proj / down_proj (the default
+    targets), GradCache's gradients equal the unchunked ones, the loss falls, and the PEFT adapter and
+    the merged checkpoint carry the original model's parameter names."""
+    from safetensors.torch import load_file
+    from trainer_fixtures import instruct_examples
+
+    data = instruct_examples(6, seed=2)
+
+    def trainer(**extra):
+        config = dict(lora_r=4, lora_alpha=8, lora_dropout=0.0, batch_size=6, hard_negatives=3, max_steps=20,
+                      seed=1, learning_rate=5e-3, temperature=0.05, **extra)
+        return unime.Trainer(unime.Model.from_pretrained(checkpoints[4]), "instruct", **config)
+
+    t = trainer(chunk_size=2)
+    modules = {name.rsplit(".lora_", 1)[0] for name, _ in t.trainable_parameters()}
+    assert {m.rsplit(".", 1)[-1] for m in modules} == {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
+    full = trainer().gradients(data)
+    chunked = t.gradients(data)
+    scale = max(1.0, max(g.abs().max().item() for g in full.values()))
+    assert max((chunked[k] - full[k]).abs().max().item() for k in full) <= 1e-5 * scale
+    losses = [t.step(data)["loss"] for _ in range(8)]
+    print(f"phi3_v stage 2: {losses[0]:.3f} -> {losses[-1]:.3f}")
+    assert losses[-1] < 0.5 * losses[0]
+
+    t.save_adapter(tmp_path / "adapter")
+    adapter = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
+    for key in adapter:
+        assert key.startswith("base_model.model.") and ".lora_" in key
+        module = key[len("base_model.model."):].rsplit(".lora_", 1)[0]
+        assert module + ".weight" in ORACLE["parameters"], module
+    t.save_merged(tmp_path / "merged")
+    merged = unime.Model.from_pretrained(str(tmp_path / "merged"))
+    prompts, images, _ = oracle_inputs()
+    trained = t.model.encode(prompts=prompts[:4], images=images[:4])
+    torch.testing.assert_close(torch.as_tensor(merged.encode(prompts=prompts[:4], images=images[:4])),
+                               torch.as_tensor(trained), atol=1e-4, rtol=0)
+
+
+@pytest.mark.gpu
+def test_cuda_embeddings_match_the_original(checkpoints):
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 on the GPU, not TF32
+    try:
+        m = unime.Model.from_pretrained(checkpoints[4], device="cuda")
+        prompts, images, expected = oracle_inputs()
+        batch = m.process([None] * len(prompts), images, prompts=prompts)
+        ours = m.encode_ids(batch.input_ids.cuda(), batch.attention_mask.cuda(),
+                            images=[(p.cuda(), h, w) for p, h, w in batch.images], normalize=False)
+        assert_embeddings_match(ours.cpu(), expected, "phi3_v cuda fp32")
+        m16 = unime.Model.from_pretrained(checkpoints[4], device="cuda", dtype=torch.bfloat16)
+        ours16 = m16.encode(prompts=prompts, images=images)
+        assert np.isfinite(np.asarray(ours16)).all()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved

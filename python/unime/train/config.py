@@ -45,8 +45,10 @@ class TrainerConfig:
 
     # LoRA, PEFT's names. target names match the end of a Linear's Hugging Face path; lora_regex
     # (one regex over the whole path) replaces them when set.
+    # The defaults cover every projection of the decoder families, fused or not (Phi-3's qkv_proj and
+    # gate_up_proj, as VLM2Vec trains Phi-3.5-V); names a model lacks match nothing.
     lora_targets: list = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                        "up_proj", "down_proj"])
+                                                        "up_proj", "down_proj", "qkv_proj", "gate_up_proj"])
     lora_regex: str = ""
     lora_components: list = field(default_factory=lambda: ["language_model"])  # + "vision_tower", "projector"
     lora_r: int = 16
