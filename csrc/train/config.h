@@ -27,8 +27,8 @@ struct TrainerConfig {
   std::string trainable = "lora";
   // LoRA (PEFT's names). Stage 1 adapts the language model only (the vision tower and projector
   // are frozen and never run); stage 2 may add "vision_tower" / "projector".
-  std::vector<std::string> lora_targets{"q_proj",    "k_proj",   "v_proj",       "o_proj",      "gate_proj",
-                                        "up_proj",   "down_proj", "qkv_proj",   "gate_up_proj"};
+  std::vector<std::string> lora_targets{"q_proj",  "k_proj",    "v_proj",   "o_proj",      "gate_proj",
+                                        "up_proj", "down_proj", "qkv_proj", "gate_up_proj"};
   std::string lora_regex;  // overrides lora_targets when set (PEFT's str target_modules)
   std::vector<std::string> lora_components{"language_model"};
   model::LoraConfig lora{16, 32.0, 0.0, false, "kaiming"};
