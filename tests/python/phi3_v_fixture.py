@@ -1,10 +1,13 @@
 """A tiny Phi-3.5-V (Phi3VForCausalLM, remote code) for the tests, and the inputs of its cached oracle.
 
 Phi-3.5-V is not part of transformers: its original code (modeling_phi3_v.py and friends, vendored by
-VLM2Vec under src/model/baseline_backbone/phi3_v/) cannot be installed from PyPI. So the oracle is
-cached: tools/make_phi3v_oracle.py runs that code once on this tiny model and these inputs and writes
-tests/data/phi3_v/ (pixel hashes, token ids, embeddings, the parameter list); the tests rebuild the
-same checkpoint from the parameter list and the deterministic weights below, and compare.
+VLM2Vec under src/model/baseline_backbone/phi3_v/) cannot be installed from PyPI, and none of it is in
+this repository. Its outputs on this tiny model and these inputs were recorded once, outside the
+repository (tests/data/phi3_v/README.md says how), in tests/data/phi3_v/oracle.json: pixel hashes,
+token ids, embeddings and the parameter list.
+
+The tests' oracle is tests/reference/phi3_v.py (plain PyTorch from the specification); the cached
+outputs of the original check that reference (and unime) against the original once more.
 
 The tiny model keeps what the original code hard-codes (CLIP width 1024, 336-px crops of 14-px
 patches, 12 x 12 merged features per crop) and shrinks the rest: CLIP 2 layers with a 64-wide MLP,
@@ -84,16 +87,29 @@ def load_oracle() -> dict:
         return json.load(f)
 
 
+def reference_model(dtype=torch.float32):
+    """tests/reference/phi3_v.py's model of TINY_CONFIG with the weights of weight(released name)."""
+    from reference.phi3_v import Phi3VReference
+
+    model = Phi3VReference(TINY_CONFIG).eval()
+    names = model.released_names()
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for released, name in names.items():
+            params[name].copy_(weight(released, params[name].shape))
+    return model.to(dtype)
+
+
 def save_tiny_checkpoint(path: str, tokenizer_json: str, num_crops: int = 4) -> str:
-    """The tiny checkpoint as the released one is laid out (model.*, vision_embed_tokens.*), built from
-    the oracle's parameter list and weight(); with the Phi-3 tokenizer and a preprocessor config."""
+    """The tiny checkpoint as the released one is laid out (model.*, vision_embed_tokens.*, wte as a
+    second name of embed_tokens), with the Phi-3 tokenizer and a preprocessor config."""
     from safetensors.torch import save_file
 
-    oracle = load_oracle()
     os.makedirs(path, exist_ok=True)
-    tensors = {name: weight(name, shape) for name, shape in oracle["parameters"].items()}
-    for alias, name in oracle["aliases"].items():
-        tensors[alias] = tensors[name].clone()
+    model = reference_model()
+    params = dict(model.named_parameters())
+    tensors = {released: params[name].detach().clone() for released, name in model.released_names().items()}
+    tensors["model.vision_embed_tokens.wte.weight"] = tensors["model.embed_tokens.weight"].clone()
     save_file(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(TINY_CONFIG, f, indent=1)

@@ -1,7 +1,8 @@
-"""Phi-3.5-V against its original code, through the cached oracle of tests/data/phi3_v/ (written by
-tools/make_phi3v_oracle.py; see tests/python/phi3_v_fixture.py): the HD transform's pixels bit for
-bit, the processor's token ids, and the last token's final hidden state of text, image and
-image+text inputs in mixed batches."""
+"""Phi-3.5-V against tests/reference/phi3_v.py (plain PyTorch from the specification, transformers'
+CLIP and Phi-3 as parts) and against the original implementation's outputs cached in
+tests/data/phi3_v/ (see its README): the HD transform's pixels bit for bit for 24 image shapes at 1, 4
+and 16 crops, token counts and ids, and the last token's final hidden state of text, image and
+image+text inputs in mixed batches (fp32, bf16, CUDA)."""
 
 import hashlib
 import json
@@ -10,33 +11,63 @@ import shutil
 
 import numpy as np
 import pytest
+import tokenizers
 import torch
 import torch.nn.functional as F
-from phi3_v_fixture import IMAGES, image, load_oracle, save_tiny_checkpoint
+from phi3_v_fixture import IMAGES, image, load_oracle, reference_model, save_tiny_checkpoint
+from reference import phi3_v as ref
 from tokenizer_assets import tokenizer_json
-from tolerances import assert_embeddings_match
+from tolerances import assert_embeddings_match, assert_within_reference_error
 
 import unime
 
 ORACLE = load_oracle()
 
+# (height, width): tiny, square, near-square, the usual photo shapes both ways, and extreme ratios.
+SIZES = [(1, 1), (7, 5), (3, 700), (20, 300), (300, 24), (50, 80), (90, 40), (100, 100), (224, 224), (335, 337),
+         (336, 336), (337, 335), (480, 640), (640, 480), (333, 1000), (1000, 333), (500, 700), (700, 500),
+         (1080, 1920), (1920, 1080), (64, 2048), (2048, 64), (123, 457), (457, 123)]
+
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """num_crops -> tiny checkpoint directory (the same weights, preprocessor_config.json differs)."""
-    base = save_tiny_checkpoint(str(tmp_path_factory.mktemp("phi3v") / "crops4"), str(tokenizer_json("phi3")), 4)
-    other = str(tmp_path_factory.mktemp("phi3v") / "crops16")
-    shutil.copytree(base, other)
-    with open(os.path.join(other, "preprocessor_config.json")) as f:
-        config = json.load(f)
-    with open(os.path.join(other, "preprocessor_config.json"), "w") as f:
-        json.dump(dict(config, num_crops=16), f)
-    return {4: base, 16: other}
+    root = tmp_path_factory.mktemp("phi3v")
+    base = save_tiny_checkpoint(str(root / "crops4"), str(tokenizer_json("phi3")), 4)
+    out = {4: base}
+    for crops in (1, 16):
+        other = str(root / f"crops{crops}")
+        shutil.copytree(base, other)
+        with open(os.path.join(other, "preprocessor_config.json")) as f:
+            config = json.load(f)
+        with open(os.path.join(other, "preprocessor_config.json"), "w") as f:
+            json.dump(dict(config, num_crops=crops), f)
+        out[crops] = other
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return reference_model()
 
 
 @pytest.fixture(scope="module")
 def model(checkpoints):
     return unime.Model.from_pretrained(checkpoints[4])
+
+
+@pytest.mark.parametrize("crops", [1, 4, 16])
+def test_hd_transform_pixels_equal_the_reference(checkpoints, crops):
+    m = unime.Model.from_pretrained(checkpoints[crops])
+    arrays = [image(i, h, w) for i, (h, w) in enumerate(SIZES)]
+    batch = m.process([None] * len(arrays), arrays)
+    for (h, w), array, (pixels, canvas_h, canvas_w) in zip(SIZES, arrays, batch.images):
+        expected, (eh, ew) = ref.preprocess(array, crops)
+        what = f"{h}x{w}, {crops} crops"
+        assert (canvas_h, canvas_w) == (eh, ew), what
+        assert (eh // 336) * (ew // 336) <= crops, what
+        assert m.image_token_count(canvas_h, canvas_w) == ref.num_image_tokens(eh, ew), what
+        assert torch.equal(pixels, expected), f"{what}: max diff {(pixels - expected).abs().max():.3g}"
 
 
 @pytest.mark.parametrize("case", ORACLE["images"], ids=lambda c: f"{c['height']}x{c['width']}-crops{c['num_crops']}")
@@ -63,6 +94,15 @@ def test_token_ids_are_the_original_processors(model, index):
     assert batch.attention_mask.all()
 
 
+def test_token_ids_follow_the_reference_layout(model):
+    tok = tokenizers.Tokenizer.from_file(str(tokenizer_json("phi3")))
+    for case in ORACLE["prompts"]:
+        img = None if case["image"] is None else image(*case["image"])
+        batch = model.process([None], [img], prompts=[case["prompt"]])
+        count = None if img is None else model.image_token_count(*batch.images[0][1:])
+        assert batch.input_ids[0].tolist() == ref.token_ids(tok, case["prompt"], count)
+
+
 def oracle_inputs():
     prompts = [c["prompt"] for c in ORACLE["prompts"]]
     images = [None if c["image"] is None else image(*c["image"]) for c in ORACLE["prompts"]]
@@ -81,10 +121,74 @@ def test_embeddings_match_the_original_in_one_mixed_batch(model, side, packed):
     assert_embeddings_match(ours, expected, f"phi3_v {side} {'packed' if packed else 'padded'}")
 
 
+def reference_embeddings(model, reference, prompts, images, dtype=torch.float32):
+    """The reference's last-token final hidden state of each input alone (unime's ids and pixels,
+    which the tests above compare with the reference's own)."""
+    out = []
+    with torch.no_grad():
+        for prompt, img in zip(prompts, images):
+            b = model.process([None], [img], prompts=[prompt])
+            imgs = [(p.to(dtype), h, w) for p, h, w in b.images]
+            out.append(reference.last_hidden_state(b.input_ids, b.attention_mask, imgs)[0, -1].float())
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "padded"])
+def test_embeddings_match_the_reference_in_one_mixed_batch(model, reference, side, packed):
+    prompts, images, _ = oracle_inputs()
+    expected = reference_embeddings(model, reference, prompts, images)
+    batch = model.process([None] * len(prompts), images, prompts=prompts, padding_side=side)
+    ours = model.encode_ids(batch.input_ids, batch.attention_mask, images=batch.images, normalize=False,
+                            packed=packed)
+    assert_embeddings_match(ours, expected, f"phi3_v vs reference, {side} {'packed' if packed else 'padded'}")
+
+
+def test_batch_invariance(model):
+    prompts, images, _ = oracle_inputs()
+    batch = model.encode(prompts=prompts, images=images, normalize=False)
+    for i, (p, img) in enumerate(zip(prompts, images)):
+        alone = model.encode(prompts=[p], images=[img], normalize=False)
+        assert (alone[0] - batch[i]).abs().max() <= 1e-5, f"input {i}"
+
+
+def test_reference_is_the_original(reference):
+    """The tests' reference against the original's cached outputs: the same parameters, pixels and
+    embeddings (this is what makes it an oracle for the sizes the cache does not hold)."""
+    assert set(reference.released_names()) == set(ORACLE["parameters"])
+    for case in ORACLE["images"]:
+        pixels, (h, w) = ref.preprocess(image(case["seed"], case["height"], case["width"]), case["num_crops"])
+        padded = torch.zeros(case["shape"])
+        padded[: pixels.shape[0]] = pixels
+        assert [h, w] == case["image_size"] and ref.num_image_tokens(h, w) == case["num_img_tokens"]
+        assert hashlib.sha256(padded.numpy().tobytes()).hexdigest() == case["sha256"]
+    tok = tokenizers.Tokenizer.from_file(str(tokenizer_json("phi3")))
+    with torch.no_grad():
+        for case, expected in zip(ORACLE["prompts"], ORACLE["embeddings"]):
+            if case["image"] is None:
+                ids, imgs = ref.token_ids(tok, case["prompt"], None), []
+            else:
+                pixels, (h, w) = ref.preprocess(image(*case["image"]), case["num_crops"])
+                ids, imgs = ref.token_ids(tok, case["prompt"], ref.num_image_tokens(h, w)), [(pixels, h, w)]
+            assert ids == case["input_ids"]
+            ids = torch.tensor([ids])
+            hidden = reference.last_hidden_state(ids, torch.ones_like(ids), imgs)[0, -1]
+            assert (hidden - torch.tensor(expected)).abs().max() <= 1e-4
+
+
+def test_bf16_error_within_twice_the_references(model, reference, checkpoints):
+    prompts, images, _ = oracle_inputs()
+    expected = F.normalize(reference_embeddings(model, reference, prompts, images), dim=-1)
+    ref16 = reference_model(torch.bfloat16)
+    theirs = F.normalize(reference_embeddings(model, ref16, prompts, images, torch.bfloat16), dim=-1)
+    m16 = unime.Model.from_pretrained(checkpoints[4], dtype=torch.bfloat16)
+    ours = m16.encode(prompts=prompts, images=images).float()
+    assert_within_reference_error((ours - expected).abs().max().item(), (theirs - expected).abs().max().item(),
+                                  "phi3_v bf16 vs reference")
+
+
 def test_bf16_error_within_twice_the_originals(checkpoints):
     """bf16 rule: |ours_bf16 - original_fp32| <= 2 |original_bf16 - original_fp32| (max over the examples)."""
-    from tolerances import assert_within_reference_error
-
     prompts, images, expected = oracle_inputs()
     original_bf16 = torch.tensor(ORACLE["embeddings_bf16"])
     m16 = unime.Model.from_pretrained(checkpoints[4], dtype=torch.bfloat16)
