@@ -87,11 +87,11 @@ def load_oracle() -> dict:
         return json.load(f)
 
 
-def reference_model(dtype=torch.float32):
-    """tests/reference/phi3_v.py's model of TINY_CONFIG with the weights of weight(released name)."""
+def reference_model(dtype=torch.float32, config: dict | None = None):
+    """tests/reference/phi3_v.py's model of `config` (TINY_CONFIG) with the weights of weight(released name)."""
     from reference.phi3_v import Phi3VReference
 
-    model = Phi3VReference(TINY_CONFIG).eval()
+    model = Phi3VReference(config or TINY_CONFIG).eval()
     names = model.released_names()
     params = dict(model.named_parameters())
     with torch.no_grad():
@@ -100,19 +100,19 @@ def reference_model(dtype=torch.float32):
     return model.to(dtype)
 
 
-def save_tiny_checkpoint(path: str, tokenizer_json: str, num_crops: int = 4) -> str:
+def save_tiny_checkpoint(path: str, tokenizer_json: str, num_crops: int = 4, config: dict | None = None) -> str:
     """The tiny checkpoint as the released one is laid out (model.*, vision_embed_tokens.*, wte as a
     second name of embed_tokens), with the Phi-3 tokenizer and a preprocessor config."""
     from safetensors.torch import save_file
 
     os.makedirs(path, exist_ok=True)
-    model = reference_model()
+    model = reference_model(config=config)
     params = dict(model.named_parameters())
     tensors = {released: params[name].detach().clone() for released, name in model.released_names().items()}
     tensors["model.vision_embed_tokens.wte.weight"] = tensors["model.embed_tokens.weight"].clone()
     save_file(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(TINY_CONFIG, f, indent=1)
+        json.dump(config or TINY_CONFIG, f, indent=1)
     with open(os.path.join(path, "preprocessor_config.json"), "w") as f:
         json.dump({"image_processor_type": "Phi3VImageProcessor", "num_crops": num_crops,
                    "image_mean": [0.48145466, 0.4578275, 0.40821073],
