@@ -43,6 +43,16 @@ struct EncodeBatch {
 // ((T,) or (3, T)), or undefined when the batch has none (the decoder then counts per sequence).
 at::Tensor packed_positions(const EncodeBatch& batch, const PackedSequences& packed);
 
+class Decoder;
+
+// The two forward paths of a multimodal backbone whose images are written into the token
+// embeddings: `embed(ids)` returns the embeddings of ids of any shape with the batch's image
+// features at their placeholders. Full: the padded batch, transformers' positions; last token:
+// packed real tokens only (registry.cc).
+using EmbedWithImages = std::function<at::Tensor(const at::Tensor& ids)>;
+at::Tensor decoder_last_hidden_state(const Decoder& decoder, const EncodeBatch& batch, const EmbedWithImages& embed);
+at::Tensor decoder_last_token_hidden(const Decoder& decoder, const EncodeBatch& batch, const EmbedWithImages& embed);
+
 // A named part of a backbone for LoRA scopes and freezing: "language_model" -> "decoder.".
 struct Component {
   std::string name;         // "language_model", "vision_tower", "projector"

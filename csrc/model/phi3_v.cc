@@ -212,19 +212,14 @@ at::Tensor Phi3VBackbone::embed_with_images(const at::Tensor& ids, const std::ve
 
 at::Tensor Phi3VBackbone::last_hidden_state(const EncodeBatch& batch) const {
   check_input_ids(batch.input_ids);
-  return decoder->forward_embeds(embed_with_images(batch.input_ids, batch.images), batch.attention_mask,
-                                 batch.position_ids);
+  return decoder_last_hidden_state(*decoder, batch,
+                                   [&](const at::Tensor& ids) { return embed_with_images(ids, batch.images); });
 }
 
 at::Tensor Phi3VBackbone::last_token_hidden(const EncodeBatch& batch) const {
   check_input_ids(batch.input_ids);
-  TORCH_CHECK_VALUE(batch.attention_mask.sizes() == batch.input_ids.sizes(),
-                    "attention_mask must have input_ids' shape ", batch.input_ids.sizes(), ", got ",
-                    batch.attention_mask.sizes());
-  auto packed = pack_sequences(batch.attention_mask, batch.input_ids.device());
-  auto tokens = batch.input_ids.reshape(-1).index_select(0, packed.token_index);
-  return decoder->last_token_hidden_packed(embed_with_images(tokens, batch.images), packed,
-                                           packed_positions(batch, packed));
+  return decoder_last_token_hidden(*decoder, batch,
+                                   [&](const at::Tensor& ids) { return embed_with_images(ids, batch.images); });
 }
 
 std::shared_ptr<Backbone> make_phi3_v_backbone(const nlohmann::json& config, const std::string& source) {

@@ -7,6 +7,7 @@
 #include "core/errors.h"
 #include "core/util/strings.h"
 #include "model/backbone.h"
+#include "model/decoder.h"
 #include "model/decoder_backbone.h"
 #include "model/llava_next.h"
 #include "model/llava_next_processor.h"
@@ -85,6 +86,19 @@ at::Tensor packed_positions(const EncodeBatch& batch, const PackedSequences& pac
                     "position_ids must end in input_ids' shape ", batch.input_ids.sizes(), ", got ", p.sizes());
   auto flat = p.to(packed.token_index.device()).flatten(-2);  // (..., B*L)
   return flat.index_select(-1, packed.token_index);
+}
+
+at::Tensor decoder_last_hidden_state(const Decoder& decoder, const EncodeBatch& batch, const EmbedWithImages& embed) {
+  return decoder.forward_embeds(embed(batch.input_ids), batch.attention_mask, batch.position_ids);
+}
+
+at::Tensor decoder_last_token_hidden(const Decoder& decoder, const EncodeBatch& batch, const EmbedWithImages& embed) {
+  TORCH_CHECK_VALUE(batch.attention_mask.sizes() == batch.input_ids.sizes(),
+                    "attention_mask must have input_ids' shape ", batch.input_ids.sizes(), ", got ",
+                    batch.attention_mask.sizes());
+  auto packed = pack_sequences(batch.attention_mask, batch.input_ids.device());
+  auto tokens = batch.input_ids.reshape(-1).index_select(0, packed.token_index);
+  return decoder.last_token_hidden_packed(embed(tokens), packed, packed_positions(batch, packed));
 }
 
 std::vector<std::string> supported_model_types() {
