@@ -8,7 +8,6 @@ input. Inputs that fail (an unreadable image, a text over the length limit) are 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
@@ -73,15 +72,20 @@ def describe(x: Any) -> str:
     return type(x).__name__
 
 
-class Progress:
-    """A minimal progress line on stderr (no dependency); tqdm-like enough for notebooks and logs."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.done, self.enabled = total, 0, enabled
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.enabled:
-            end = "\n" if self.done >= self.total else "\r"
-            sys.stderr.write(f"unime.encode: {self.done}/{self.total} inputs{end}")
-            sys.stderr.flush()
+def split_dict_inputs(texts: Any, images: Any) -> tuple[Any, Any]:
+    """sentence-transformers' multimodal form: {"text": ..., "image": ...} per input (either key may be
+    absent), one dict or a list of them, as `texts`. Returns (texts, images) as parallel lists."""
+    dicts = [texts] if isinstance(texts, dict) else texts
+    if not (isinstance(dicts, (list, tuple)) and dicts and all(isinstance(d, dict) for d in dicts)):
+        return texts, images
+    if images is not None:
+        raise ValueError("with {'text': ..., 'image': ...} inputs, give the images inside the dicts, not images=")
+    for i, d in enumerate(dicts):
+        unknown = sorted(set(d) - {"text", "image"})
+        if unknown:
+            raise ValueError(f"input {i}: unknown key(s) {unknown}; an input dict has 'text' and/or 'image'")
+    text_list = [d.get("text") for d in dicts]
+    image_list = [d.get("image") for d in dicts]
+    if isinstance(texts, dict):  # one input: one vector back
+        return text_list[0], image_list[0]
+    return text_list, image_list

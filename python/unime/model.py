@@ -9,11 +9,12 @@ import warnings
 from typing import Any, Optional, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from . import _C
 from .hub import resolve_model_path
 from .images import DEFAULT_MAX_PIXELS, load_image
-from .inputs import Instruction, Progress, SkippedInput, describe, normalize_inputs
+from .inputs import Instruction, SkippedInput, describe, normalize_inputs, split_dict_inputs
 from .tokenizer import Tokenizer
 
 
@@ -174,18 +175,24 @@ class Model:
         image_template: Optional[str] = None,
         num_threads: int = 0,
         prompts: Optional[Sequence[Optional[str]]] = None,
+        show_progress_bar: Optional[bool] = None,
+        convert_to_numpy: Optional[bool] = None,
+        convert_to_tensor: Optional[bool] = None,
+        normalize_embeddings: Optional[bool] = None,
     ):
         """Embeds texts, images, or (text, image) pairs.
 
         Args:
-            texts: a str or a list of str (None entries allowed when images are given).
+            texts: a str or a list of str (None entries allowed when images are given); or, as in
+                sentence-transformers, {"text": ..., "image": ...} per input (one dict or a list).
             images: one image or a list: paths, PIL images, uint8 numpy arrays or tensors (None entries
                 allowed when texts are given). texts[i] and images[i] form one input.
             instruction: None (UniME's zero-shot prompts), one str for every input, or one per input;
                 inputs with an instruction, and image+text pairs, use the MMEB prompt form.
             batch_size: inputs per forward pass (images are decoded batch by batch, so memory stays
                 bounded for any number of inputs).
-            show_progress: a progress line on stderr; default: on when there is more than one batch.
+            show_progress: a tqdm progress bar (tqdm.auto: a widget in notebooks); default: on when
+                there is more than one batch. show_progress_bar is the same (sentence-transformers' name).
             output: "torch" (a float32 tensor on the model device) or "numpy".
             on_error: "raise" (default): the first bad input (an unreadable image, a text longer than
                 max_length) raises, naming its index; "skip": such inputs are left out and reported,
@@ -198,6 +205,8 @@ class Model:
             prompt: "embed" (the family's embedding prompts) or "distill" (UniME's stage-1 text prompt).
             text_template, image_template: your own prompt with "{text}" / "{image}" slots instead.
             num_threads: threads for tokenization and image preprocessing (0: one per core).
+            convert_to_numpy / convert_to_tensor / normalize_embeddings: sentence-transformers' names
+                for output="numpy" / output="torch" / normalize.
             prompts: complete prompts instead of texts (one per input, None entries allowed), in which
                 "<|image_1|>" marks the input's image as in MMEB's rows; the tag becomes the model
                 family's placeholder (VLM2Vec's convention).
@@ -206,6 +215,16 @@ class Model:
             (N, hidden_size) embeddings (or (hidden_size,) for a single non-list input), L2-normalised
             unless normalize=False; with on_error="skip", a tuple (embeddings, list of SkippedInput).
         """
+        show_progress = _alias("show_progress", show_progress, "show_progress_bar", show_progress_bar, None)
+        normalize = _alias("normalize", normalize, "normalize_embeddings", normalize_embeddings, True)
+        if convert_to_numpy is not None or convert_to_tensor is not None:
+            # sentence-transformers' precedence: convert_to_tensor over convert_to_numpy.
+            wanted = "torch" if convert_to_tensor or not convert_to_numpy else "numpy"
+            if output != "torch" and output != wanted:
+                raise ValueError(f"output={output!r} conflicts with convert_to_numpy={convert_to_numpy}, "
+                                 f"convert_to_tensor={convert_to_tensor}")
+            output = wanted
+        texts, images = split_dict_inputs(texts, images)
         if output not in ("torch", "numpy"):
             raise ValueError(f"output must be 'torch' or 'numpy', got {output!r}")
         if on_error not in ("raise", "skip"):
@@ -225,7 +244,8 @@ class Model:
         out = torch.full((n, self.hidden_size), math.nan, dtype=torch.float32, device=self.device)
         skipped: list[SkippedInput] = []
         starts = range(0, n, batch_size)
-        progress = Progress(n, show_progress if show_progress is not None else len(starts) > 1)
+        progress = tqdm(total=n, unit="input", desc="unime.encode",
+                        disable=not (show_progress if show_progress is not None else len(starts) > 1))
         for start in starts:
             index = list(range(start, min(n, start + batch_size)))
             arrays, keep = [], []
@@ -249,11 +269,23 @@ class Model:
                         emb = self._core.encode_batch(batch, normalize)
                     out[[keep[r] for r in batch.rows]] = emb.float()
             progress.update(len(index))
+        progress.close()
         skipped.sort(key=lambda s: s.index)
         result: Any = out[0] if single else out
         if output == "numpy":
             result = result.cpu().numpy()
         return (result, skipped) if on_error == "skip" else result
+
+    def encode_query(self, inputs: Any = None, images: Any = None, *, instruction: Instruction = None, **options):
+        """Embeds queries (sentence-transformers' name): :meth:`encode` with the task's instruction, as
+        MMEB and UniME embed queries ("Find an image caption describing the given image." ...)."""
+        return self.encode(inputs, images, instruction=instruction, **options)
+
+    def encode_document(self, inputs: Any = None, images: Any = None, *, instruction: Instruction = None,
+                        **options):
+        """Embeds candidates (sentence-transformers' name): :meth:`encode`, without an instruction unless
+        one is given (MMEB gives candidates their own, e.g. "Represent the given image.")."""
+        return self.encode(inputs, images, instruction=instruction, **options)
 
     # ---- LoRA adapters (PEFT's layout and names) -------------------------------------------------
 
@@ -368,3 +400,12 @@ class Model:
     def __repr__(self) -> str:
         return (f"unime.Model({self.model_type}, hidden_size={self.hidden_size}, dtype={self.dtype}, "
                 f"device={self.device})")
+
+
+def _alias(name: str, value: Any, other_name: str, other: Any, default: Any) -> Any:
+    """One option under two names (ours and sentence-transformers'); refuses two different values."""
+    if other is None:
+        return default if value is None else value
+    if value is not None and value != default and value != other:
+        raise ValueError(f"{name}={value!r} and {other_name}={other!r} disagree; give one of them")
+    return other

@@ -118,3 +118,41 @@ def test_argument_errors(pipeline):
         model.encode()
     with pytest.raises(ValueError, match="image placeholder"):
         model.encode(texts=["look <image> here"], images=[images()[0]])
+
+
+def test_sentence_transformers_conventions(pipeline, capsys):
+    """encode's sentence-transformers names: {"text", "image"} inputs, convert_to_numpy / convert_to_tensor,
+    normalize_embeddings, show_progress_bar (tqdm), encode_query / encode_document."""
+    model = pipeline[2]
+    imgs = images()
+    texts = ["a red car", "two dogs"]
+    plain = model.encode(texts, [imgs[0], None], instruction="Find the match.")
+    dicts = model.encode([{"text": "a red car", "image": imgs[0]}, {"text": "two dogs"}], instruction="Find the match.")
+    torch.testing.assert_close(dicts, plain, atol=0, rtol=0)
+    one = model.encode({"image": imgs[1]})
+    assert one.shape == (model.hidden_size,)
+    torch.testing.assert_close(one, model.encode(images=imgs[1]), atol=0, rtol=0)
+
+    as_numpy = model.encode(texts, convert_to_numpy=True)
+    assert isinstance(as_numpy, np.ndarray) and np.allclose(as_numpy, model.encode(texts).cpu().numpy())
+    assert isinstance(model.encode(texts, convert_to_numpy=True, convert_to_tensor=True), torch.Tensor)
+    raw = model.encode(texts, normalize_embeddings=False)
+    assert not torch.allclose(raw.norm(dim=-1), torch.ones(2))
+    torch.testing.assert_close(F.normalize(raw, dim=-1), model.encode(texts), atol=1e-6, rtol=0)
+
+    model.encode(texts * 3, batch_size=2, show_progress_bar=True)
+    err = capsys.readouterr().err
+    assert "unime.encode" in err and "6/6" in err
+    model.encode(texts * 3, batch_size=2, show_progress_bar=False)
+    assert capsys.readouterr().err == ""
+
+    torch.testing.assert_close(model.encode_query(texts, instruction="Find the match."),
+                               model.encode(texts, instruction="Find the match."), atol=0, rtol=0)
+    torch.testing.assert_close(model.encode_document(images=imgs[:2]), model.encode(images=imgs[:2]), atol=0, rtol=0)
+
+    with pytest.raises(ValueError, match="unknown key"):
+        model.encode([{"txt": "a"}])
+    with pytest.raises(ValueError, match="inside the dicts"):
+        model.encode([{"text": "a"}], images=[imgs[0]])
+    with pytest.raises(ValueError, match="conflicts"):
+        model.encode(texts, output="numpy", convert_to_tensor=True)
