@@ -52,6 +52,12 @@ class Decoder;
 using EmbedWithImages = std::function<at::Tensor(const at::Tensor& ids)>;
 at::Tensor decoder_last_hidden_state(const Decoder& decoder, const EncodeBatch& batch, const EmbedWithImages& embed);
 at::Tensor decoder_last_token_hidden(const Decoder& decoder, const EncodeBatch& batch, const EmbedWithImages& embed);
+// `embeds` of `ids` with the images' features written at the `placeholder` ids, in order (row by row,
+// left to right, images in the order given); `features(images)` is called only when there are images.
+// InvalidInputError when the placeholder count and the feature count differ.
+at::Tensor scatter_image_features(const at::Tensor& embeds, const at::Tensor& ids, int64_t placeholder,
+                                  const std::vector<ImageInput>& images,
+                                  const std::function<at::Tensor(const std::vector<ImageInput>&)>& features);
 
 // A named part of a backbone for LoRA scopes and freezing: "language_model" -> "decoder.".
 struct Component {

@@ -139,22 +139,8 @@ at::Tensor LlavaNextBackbone::image_features(const std::vector<ImageInput>& imag
 }
 
 at::Tensor LlavaNextBackbone::embed_with_images(const at::Tensor& ids, const std::vector<ImageInput>& images) const {
-  auto embeds = decoder->embed_tokens->forward(ids);
-  auto is_image = ids.eq(config_.image_token_index);
-  const int64_t placeholders = is_image.sum().item<int64_t>();
-  if (images.empty()) {
-    if (placeholders != 0)
-      throw InvalidInputError("input_ids hold " + std::to_string(placeholders) + " image token(s) (id " +
-                              std::to_string(config_.image_token_index) + ") but no image was given");
-    return embeds;
-  }
-  auto features = image_features(images).to(embeds.scalar_type());
-  if (placeholders != features.size(0))
-    throw InvalidInputError("input_ids hold " + std::to_string(placeholders) + " image tokens but the " +
-                            std::to_string(images.size()) + " image(s) give " + std::to_string(features.size(0)) +
-                            " features: expand each image placeholder to image_token_count(height, width) tokens");
-  // Placeholders are filled in order: row by row, left to right, images in the order given.
-  return embeds.masked_scatter(is_image.unsqueeze(-1), features);
+  return scatter_image_features(decoder->embed_tokens->forward(ids), ids, config_.image_token_index, images,
+                                [this](const std::vector<ImageInput>& im) { return image_features(im); });
 }
 
 at::Tensor LlavaNextBackbone::last_hidden_state(const EncodeBatch& batch) const {

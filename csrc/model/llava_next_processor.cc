@@ -23,19 +23,9 @@ ImageInput LlavaNextProcessor::preprocess_image(const core::image::ImageView& im
 }
 
 void LlavaNextProcessor::expand_image(Item& item) const {
-  std::vector<size_t> where;
-  for (size_t k = 0; k < item.ids.size(); ++k)
-    if (item.ids[k] == image_token_id_) where.push_back(k);
-  if (where.size() != 1)
-    throw InvalidInputError("prompt '" + item.prompt + "' tokenized to " + std::to_string(where.size()) +
-                            " image tokens (id " + std::to_string(image_token_id_) +
-                            "); the tokenizer must have the image placeholder as one added token");
   const auto count =
       core::image::llava_next_layout(item.image->height, item.image->width, image_config_).num_image_tokens;
-  const auto at = where.front();
-  item.ids.insert(item.ids.begin() + static_cast<std::ptrdiff_t>(at), static_cast<size_t>(count - 1), image_token_id_);
-  item.image_begin = at;
-  item.image_end = at + static_cast<size_t>(count);
+  expand_placeholder(item, image_token_id_, count, "the tokenizer must have the image placeholder as one added token");
 }
 
 core::image::LlavaNextConfig llava_next_image_config(const std::string& model_dir) {

@@ -193,21 +193,9 @@ void Phi3VBackbone::check_input_ids(const at::Tensor& ids) const {
 }
 
 at::Tensor Phi3VBackbone::embed_with_images(const at::Tensor& ids, const std::vector<ImageInput>& images) const {
-  auto is_image = ids.eq(kPhi3VImageTokenId);
-  auto embeds = decoder->embed_tokens->forward(ids.clamp_min(0));
-  const int64_t placeholders = is_image.sum().item<int64_t>();
-  if (images.empty()) {
-    if (placeholders != 0)
-      throw InvalidInputError("input_ids hold " + std::to_string(placeholders) +
-                              " image placeholder(s) (-1) but no image was given");
-    return embeds;
-  }
-  auto features = image_features(images).to(embeds.scalar_type());
-  if (placeholders != features.size(0))
-    throw InvalidInputError("input_ids hold " + std::to_string(placeholders) + " image placeholders but the " +
-                            std::to_string(images.size()) + " image(s) give " + std::to_string(features.size(0)) +
-                            " features: expand each image to image_token_count(height, width) tokens of -1");
-  return embeds.masked_scatter(is_image.unsqueeze(-1), features);
+  // The placeholder -1 is never looked up: clamped to 0 as the original does, then overwritten.
+  return scatter_image_features(decoder->embed_tokens->forward(ids.clamp_min(0)), ids, kPhi3VImageTokenId, images,
+                                [this](const std::vector<ImageInput>& im) { return image_features(im); });
 }
 
 at::Tensor Phi3VBackbone::last_hidden_state(const EncodeBatch& batch) const {

@@ -68,21 +68,11 @@ ImageInput Phi3VProcessor::preprocess_image(const core::image::ImageView& image)
 }
 
 void Phi3VProcessor::expand_image(Item& item) const {
-  std::vector<size_t> where;
-  for (size_t k = 0; k < item.ids.size(); ++k)
-    if (item.ids[k] == kPhi3VImageTokenId) where.push_back(k);
-  if (where.size() != 1)
-    throw InvalidInputError("prompt '" + item.prompt + "' has " + std::to_string(where.size()) +
-                            " <|image_1|> tags; an input with an image needs exactly one");
-  core::image::Phi3VLayout layout;
+  core::image::Phi3VLayout layout;  // the token count depends on the HD canvas only
   layout.height = item.image->height;
   layout.width = item.image->width;
-  const auto count = layout.num_image_tokens();
-  const auto at = where.front();
-  item.ids.insert(item.ids.begin() + static_cast<std::ptrdiff_t>(at), static_cast<size_t>(count - 1),
-                  kPhi3VImageTokenId);
-  item.image_begin = at;
-  item.image_end = at + static_cast<size_t>(count);
+  expand_placeholder(item, kPhi3VImageTokenId, layout.num_image_tokens(),
+                     "an input with an image needs exactly one <|image_1|> tag");
 }
 
 }  // namespace unime::model

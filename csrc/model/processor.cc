@@ -64,6 +64,19 @@ std::vector<int64_t> Processor::tokenize(const std::string& prompt) const {
   return {ids.begin(), ids.end()};
 }
 
+void Processor::expand_placeholder(Item& item, int64_t token_id, int64_t count, const std::string& hint) {
+  std::vector<size_t> where;
+  for (size_t k = 0; k < item.ids.size(); ++k)
+    if (item.ids[k] == token_id) where.push_back(k);
+  if (where.size() != 1)
+    throw InvalidInputError("prompt '" + item.prompt + "' holds " + std::to_string(where.size()) +
+                            " image placeholders (id " + std::to_string(token_id) + "), not one: " + hint);
+  const auto at = where.front();
+  item.ids.insert(item.ids.begin() + static_cast<std::ptrdiff_t>(at), static_cast<size_t>(count - 1), token_id);
+  item.image_begin = at;
+  item.image_end = at + static_cast<size_t>(count);
+}
+
 Processor::Item Processor::prepare(const EncodeInput& input, const ProcessOptions& options) const {
   Item item;
   item.prompt = prompt(input, options);

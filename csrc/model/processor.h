@@ -97,6 +97,9 @@ class Processor {
   // placeholder (sets image_begin/end).
   virtual ImageInput preprocess_image(const core::image::ImageView& image) const;
   virtual void expand_image(Item& item) const;
+  // For expand_image: the one `token_id` of item.ids becomes a run of `count`; `hint` ends the error
+  // when the prompt holds none or several.
+  static void expand_placeholder(Item& item, int64_t token_id, int64_t count, const std::string& hint);
 
  private:
   std::shared_ptr<const core::Tokenizer> tokenizer_;

@@ -101,6 +101,27 @@ at::Tensor decoder_last_token_hidden(const Decoder& decoder, const EncodeBatch& 
   return decoder.last_token_hidden_packed(embed(tokens), packed, packed_positions(batch, packed));
 }
 
+at::Tensor scatter_image_features(const at::Tensor& embeds, const at::Tensor& ids, int64_t placeholder,
+                                  const std::vector<ImageInput>& images,
+                                  const std::function<at::Tensor(const std::vector<ImageInput>&)>& features) {
+  auto is_image = ids.eq(placeholder);
+  const int64_t count = is_image.sum().item<int64_t>();
+  const auto id = "(" + std::to_string(placeholder) + ")";
+  if (images.empty()) {
+    if (count != 0)
+      throw InvalidInputError("input_ids hold " + std::to_string(count) + " image placeholder(s) " + id +
+                              " but no image was given");
+    return embeds;
+  }
+  auto f = features(images).to(embeds.scalar_type());
+  if (count != f.size(0))
+    throw InvalidInputError("input_ids hold " + std::to_string(count) + " image tokens but the " +
+                            std::to_string(images.size()) + " image(s) give " + std::to_string(f.size(0)) +
+                            " features: expand each image placeholder " + id +
+                            " to image_token_count(height, width) tokens");
+  return embeds.masked_scatter(is_image.unsqueeze(-1), f);
+}
+
 std::vector<std::string> supported_model_types() {
   std::vector<std::string> out;
   for (const auto& [name, _] : families()) out.push_back(name);
