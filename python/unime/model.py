@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import _C
+from .fingerprint import model_fingerprint
 from .hub import resolve_model_path
 from .images import DEFAULT_MAX_PIXELS, load_image
 from .inputs import Instruction, SkippedInput, describe, normalize_inputs, split_dict_inputs
@@ -392,6 +393,12 @@ class Model:
     def max_length(self) -> int:
         """The longest input in tokens the model takes (0: the config does not say)."""
         return self._core.max_length
+
+    @property
+    def fingerprint(self) -> str:
+        """"<model_type>-<16 hex>": identifies the checkpoint and attached adapters that make this model's
+        vectors (unime.fingerprint); an index or an evaluation run records it."""
+        return model_fingerprint(self)
 
     def named_parameters(self) -> list[tuple[str, torch.Tensor]]:
         """(module path, tensor) pairs sharing memory with the model."""
