@@ -139,8 +139,8 @@ class Evaluation:
         return mmeb.summarise([r for (suite, _), r in self.results.items() if suite == "mmeb"])
 
     def retrieval(self, name: str, data: str, image_dir: Optional[str] = None, *,
-                  image_instruction: Optional[str] = None, text_instruction: Optional[str] = None, ks: Sequence[int] = (1, 5, 10), split: str = "test"
-                  ) -> dict[str, float]:
+                  image_instruction: Optional[str] = None, text_instruction: Optional[str] = None,
+                  ks: Sequence[int] = (1, 5, 10), split: str = "test") -> dict[str, float]:
         """Flickr30K / MSCOCO-format retrieval: R@k both ways and image->text NDCG@5. The default
         prompts are the model's zero-shot ones (UniME v1's protocol); UniME-V2's is
         image_instruction="Find an image caption describing the given image." with plain captions."""
