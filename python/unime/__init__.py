@@ -20,7 +20,9 @@ from .train import Trainer, TrainerConfig  # noqa: E402
 from . import train  # noqa: E402
 from . import eval  # noqa: E402  (unime.eval; shadows the builtin only as an attribute)
 from .eval import Evaluation  # noqa: E402
+from .index import Index, SearchHit  # noqa: E402
 
 __version__ = _C.__version__
 __all__ = ["Model", "encode", "SkippedInput", "Trainer", "TrainerConfig", "train", "Tokenizer", "load_safetensors",
-           "save_safetensors", "ops", "images", "load_image", "load_images", "eval", "Evaluation", "__version__"]
+           "save_safetensors", "ops", "images", "load_image", "load_images", "eval", "Evaluation", "Index", "SearchHit",
+           "__version__"]

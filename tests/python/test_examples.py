@@ -135,3 +135,19 @@ def test_demo_runs_offline_and_reports_both_stages(tmp_path):
     assert results["stage1"]["loss"][-1] < results["stage1"]["loss"][0]
     assert results["hard negatives"]["loss"][-1] < results["hard negatives"]["loss"][0]
     assert (tmp_path / "demo.png").stat().st_size > 10_000
+
+
+def test_evaluate_and_search_notebook_runs():
+    """examples/evaluate_and_search.ipynb, executed in a Jupyter kernel: it evaluates (MMEB format on
+    Fashion-MNIST, Flickr-format retrieval), writes the report and charts, and searches an index."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(os.path.join(EXAMPLES, "evaluate_and_search.ipynb"), as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": EXAMPLES}})
+    client.execute()
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "## MMEB (Precision@1)" in text and "## Image-text retrieval" in text
+    assert "MMEB classification P@1:" in text and "search hits after load:" in text
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # the chart and the search grid

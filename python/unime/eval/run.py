@@ -180,17 +180,34 @@ class Evaluation:
 
     # ---- outputs ---------------------------------------------------------------------------------
 
+    def _finished(self) -> list[dict]:
+        """This run's results and those an earlier run of the same model left in output_dir, so the
+        report covers every suite evaluated into the folder."""
+        found = dict(self.results)
+        root = os.path.join(self.output_dir, "results")
+        for suite in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            for name in sorted(os.listdir(os.path.join(root, suite))):
+                if not name.endswith(".json"):
+                    continue
+                with open(os.path.join(root, suite, name), encoding="utf-8") as f:
+                    result = json.load(f)
+                key = (result["suite"], result["dataset"])
+                same_model = result["record"]["model"]["fingerprint"] == self._record["model"]["fingerprint"]
+                if key not in found and same_model:
+                    found[key] = result
+        return list(found.values())
+
     @property
     def errors(self) -> list[dict]:
-        """Every row left out so far, with its file and line and the reason."""
-        return [e for r in self.results.values() for e in r["errors"]]
+        """Every row left out of the results in output_dir, with its file and line and the reason."""
+        return [e for r in self._finished() for e in r["errors"]]
 
     def report(self, charts: bool = True) -> str:
         """Writes results.md (the tables), results.json (all results and the record) and, with
         charts, one bar chart per MMEB meta-task and per other suite under charts/; returns the markdown."""
         from .report import render_charts, render_markdown
 
-        results = list(self.results.values())
+        results = self._finished()
         markdown = render_markdown(results, self._record)
         os.makedirs(self.output_dir, exist_ok=True)
         with open(os.path.join(self.output_dir, "results.md"), "w", encoding="utf-8") as f:

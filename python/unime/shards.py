@@ -1,0 +1,191 @@
+"""Encoding a corpus to embedding shards on disk: bounded memory, resumable, bad inputs skipped.
+
+    out/shard-00000.npy            (n, dim) float32 (or shard-00000.safetensors, key "embeddings")
+    out/shard-00000.ids.jsonl      one JSON id per line, the rows of the shard in order
+    out/skipped.jsonl              {"id", "source", "reason"} for each input that could not be embedded
+    out/manifest.json              {"dim", "dtype", "model": {"path", "fingerprint"}, "shard_size", "inputs",
+                                    "shards": [{"file", "count", "ids"}], "skipped", "complete"}
+
+Shard i holds inputs [i * shard_size, (i + 1) * shard_size) minus the skipped ones. The manifest is
+rewritten (atomically) after each shard, so a run killed half-way resumes after its last finished
+shard; a folder written by another model or for other inputs is refused. unime.Index.from_shards
+reads this layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Optional
+
+import numpy as np
+from tqdm.auto import tqdm
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class Record:
+    """One input of a corpus."""
+
+    id: Any
+    text: Optional[str] = None
+    image: Optional[str] = None
+    instruction: Optional[str] = None
+    error: Optional[str] = None  # a row that could not be read: reported as skipped, never embedded
+
+
+def read_inputs(sources: Iterable[str], texts_file: Optional[str] = None) -> Iterator[Record]:
+    """Records from .jsonl lists ({"id", "text", "image", "instruction"}; id defaults to "file:line"),
+    image files and folders of images (id = the path), and a text file (one text per line, id = "file:line")."""
+    for source in sources:
+        if os.path.isdir(source):
+            for folder, dirs, files in os.walk(source):
+                dirs.sort()
+                for name in sorted(files):
+                    if name.lower().endswith(IMAGE_EXTENSIONS):
+                        path = os.path.join(folder, name)
+                        yield Record(path, image=path)
+        elif source.endswith(".jsonl"):
+            base = os.path.dirname(os.path.abspath(source))
+            with open(source, encoding="utf-8") as f:
+                for line_no, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    where = f"{source}:{line_no}"
+                    try:
+                        row = json.loads(line)
+                        if not isinstance(row, dict):
+                            raise ValueError(f"expected an object, got {type(row).__name__}")
+                    except ValueError as e:
+                        yield Record(where, error=f"{where}: malformed row: {e}")
+                        continue
+                    text, image, instruction = row.get("text"), row.get("image"), row.get("instruction")
+                    problem = ("text must be a string" if text is not None and not isinstance(text, str) else
+                               "image must be a path" if image is not None and not isinstance(image, str) else
+                               "instruction must be a string" if instruction is not None and not isinstance(
+                                   instruction, str) else
+                               "neither a text nor an image" if not text and not image else None)
+                    if problem:
+                        yield Record(row.get("id", where), error=f"{where}: {problem}")
+                        continue
+                    if image and not os.path.isabs(image):
+                        image = os.path.join(base, image)
+                    yield Record(row.get("id", where), text or None, image or None, instruction)
+        elif source.lower().endswith(IMAGE_EXTENSIONS):
+            yield Record(source, image=source)
+        else:
+            raise ValueError(f"{source}: not a .jsonl list, an image or a folder of images")
+    if texts_file:
+        with open(texts_file, encoding="utf-8") as f:
+            for line_no, line in enumerate(f, 1):
+                if line.strip():
+                    yield Record(f"{texts_file}:{line_no}", text=line.rstrip("\n"))
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _save_shard(path: str, array: np.ndarray, fmt: str) -> None:
+    tmp = path + ".tmp"
+    if fmt == "npy":
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+    else:
+        from safetensors.numpy import save_file
+
+        save_file({"embeddings": array}, tmp)
+    os.replace(tmp, path)
+
+
+def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLike, *, shard_size: int = 10000,
+                     batch_size: int = 16, fmt: str = "npy", dtype: str = "float32", inputs_key: str = "",
+                     show_progress: Optional[bool] = None, **encode_options) -> dict:
+    """Embeds records into shards under out_dir (see the module docstring); returns the manifest.
+
+    inputs_key: a description of the inputs (the command line's sources), checked on resume so a
+    folder is never continued with different inputs. encode_options go to Model.encode.
+    """
+    if fmt not in ("npy", "safetensors"):
+        raise ValueError(f"format must be 'npy' or 'safetensors', got {fmt!r}")
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    manifest_path = os.path.join(out_dir, "manifest.json")
+    settings = {"shard_size": shard_size, "format": fmt, "dtype": dtype,
+                "inputs": hashlib.sha256(inputs_key.encode()).hexdigest()[:16],
+                "options": {k: v for k, v in sorted(encode_options.items()) if isinstance(v, (str, int, float, bool))}}
+    model_info = {"path": os.fspath(model.path), "fingerprint": model.fingerprint}
+    manifest = {"dim": model.hidden_size, "model": model_info, **settings, "shards": [], "skipped": 0,
+                "complete": False}
+    if os.path.isfile(manifest_path):
+        with open(manifest_path, encoding="utf-8") as f:
+            old = json.load(f)
+        if old["model"]["fingerprint"] != model_info["fingerprint"]:
+            raise ValueError(f"{out_dir} holds embeddings of another model ({old['model']['path']}, fingerprint "
+                             f"{old['model']['fingerprint']}), not {model_info['path']} ({model_info['fingerprint']})")
+        changed = [k for k in settings if old.get(k) != settings[k]]
+        if changed:
+            raise ValueError(f"{out_dir} was written with other settings ({', '.join(changed)} differ); "
+                             "use another output folder")
+        manifest = old
+    done = len(manifest["shards"])
+    skipped_path = os.path.join(out_dir, "skipped.jsonl")
+    if done == 0 and os.path.exists(skipped_path):
+        os.remove(skipped_path)
+    ext = "npy" if fmt == "npy" else "safetensors"
+    progress = tqdm(unit="input", desc="unime encode", disable=show_progress is False, initial=0)
+    shard: list[Record] = []
+    index = 0
+
+    def flush(records: list[Record], number: int) -> None:
+        good = [r for r in records if r.error is None]
+        bad = [{"id": r.id, "source": str(r.id), "reason": r.error} for r in records if r.error is not None]
+        vectors = np.zeros((0, model.hidden_size), np.float32)
+        if good:
+            vectors, skipped = model.encode([r.text for r in good], [r.image for r in good],
+                                            instruction=[r.instruction for r in good], batch_size=batch_size,
+                                            output="numpy", on_error="skip", show_progress=False, **encode_options)
+            lost = {s.index: s for s in skipped}
+            bad += [{"id": good[i].id, "source": s.source, "reason": s.reason} for i, s in sorted(lost.items())]
+            keep = [i for i in range(len(good)) if i not in lost]
+            vectors, good = vectors[keep], [good[i] for i in keep]
+        name = f"shard-{number:05d}"
+        _save_shard(os.path.join(out_dir, f"{name}.{ext}"), vectors.astype(dtype), fmt)
+        _write_atomic(os.path.join(out_dir, f"{name}.ids.jsonl"),
+                      "".join(json.dumps(r.id) + "\n" for r in good).encode())
+        if bad:
+            with open(skipped_path, "a", encoding="utf-8") as f:
+                f.writelines(json.dumps(b) + "\n" for b in bad)
+        manifest["shards"].append({"file": f"{name}.{ext}", "count": len(good), "ids": f"{name}.ids.jsonl"})
+        manifest["skipped"] += len(bad)
+        _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
+
+    for record in records:
+        if index // shard_size < done:  # finished before an interruption
+            index += 1
+            progress.update(1)
+            continue
+        shard.append(record)
+        index += 1
+        if len(shard) == shard_size:
+            flush(shard, index // shard_size - 1)
+            progress.update(len(shard))
+            shard = []
+    if shard:
+        flush(shard, (index - 1) // shard_size)
+        progress.update(len(shard))
+    progress.close()
+    manifest["complete"] = True
+    manifest["count"] = sum(s["count"] for s in manifest["shards"])
+    _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
+    return manifest
