@@ -20,6 +20,9 @@ struct RotaryConfig {
   std::vector<double> short_factor, long_factor;
   int64_t original_max_position_embeddings = 0;
   double attention_factor = 1.0;
+  // M-RoPE (Qwen2-VL): frequency index j < mrope_section[0] rotates by the temporal position, the
+  // next mrope_section[1] by the height position, the last mrope_section[2] by the width position.
+  std::vector<int64_t> mrope_section;
 };
 
 struct DecoderConfig {

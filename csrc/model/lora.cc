@@ -77,9 +77,9 @@ std::vector<std::string> add_lora(Backbone& backbone, const LoraTargets& targets
   // As PEFT: names that match nothing are allowed once something matched (one target list serves
   // several families: Phi-3's qkv_proj beside Llama's q_proj). A name that no supported family uses
   // and that matched nothing is refused as a likely typo.
-  static const std::set<std::string> known = {"q_proj",       "k_proj",  "v_proj",    "o_proj",
-                                              "gate_proj",    "up_proj", "down_proj", "qkv_proj",
-                                              "gate_up_proj", "fc1",     "fc2",       "out_proj"};
+  static const std::set<std::string> known = {
+      "q_proj",       "k_proj", "v_proj", "o_proj",   "gate_proj", "up_proj", "down_proj", "qkv_proj",
+      "gate_up_proj", "fc1",    "fc2",    "out_proj", "qkv",       "proj",    "linear_1",  "linear_2"};
   if (!re)
     for (const auto& name : targets.modules)
       if (!matched_names.count(name) && !known.count(name))

@@ -14,6 +14,8 @@
 #include "model/phi3_v.h"
 #include "model/phi3_v_processor.h"
 #include "model/processor.h"
+#include "model/qwen2_vl.h"
+#include "model/qwen2_vl_processor.h"
 
 namespace unime::model {
 namespace {
@@ -50,6 +52,15 @@ std::shared_ptr<Processor> make_phi3_v_processor(const std::string& model_dir, c
                                           backbone.max_length());
 }
 
+std::shared_ptr<Processor> make_qwen2_vl_processor(const std::string& model_dir, const nlohmann::json& config,
+                                                   const Backbone& backbone,
+                                                   std::shared_ptr<const core::Tokenizer> tok) {
+  const auto& qwen = dynamic_cast<const Qwen2VLBackbone&>(backbone);
+  const auto pad = resolve_pad_token_id(config, *tok);
+  return std::make_shared<Qwen2VLProcessor>(std::move(tok), core::image::Qwen2VLImageConfig::from_dir(model_dir),
+                                            qwen.config().image_token_id, pad, backbone.max_length());
+}
+
 const std::map<std::string, Family>& families() {
   static const std::map<std::string, Family> table = {
       {"llama", {make_decoder_backbone, make_text_processor}},
@@ -58,6 +69,7 @@ const std::map<std::string, Family>& families() {
       {"phi3", {make_decoder_backbone, make_text_processor}},
       {"llava_next", {make_llava_next_backbone, make_llava_next_processor}},
       {"phi3_v", {make_phi3_v_backbone, make_phi3_v_processor}},
+      {"qwen2_vl", {make_qwen2_vl_backbone, make_qwen2_vl_processor}},
   };
   return table;
 }

@@ -57,8 +57,33 @@ RotaryTables LongRopeRotaryEmbedding::tables(const at::Tensor& positions, at::Sc
   return scaled_tables(positions, inv_freq, attention_factor_, dtype);
 }
 
+MRopeRotaryEmbedding::MRopeRotaryEmbedding(int64_t head_dim, double theta, std::vector<int64_t> sections)
+    : inner_(head_dim, theta), sections_(std::move(sections)) {
+  int64_t total = 0;
+  for (auto s : sections_) total += s;
+  if (sections_.size() != 3 || total * 2 != head_dim)
+    throw InvalidInputError("mrope_section must be 3 sizes summing to head_dim / 2 = " + std::to_string(head_dim / 2));
+}
+
+RotaryTables MRopeRotaryEmbedding::tables(const at::Tensor& positions, at::ScalarType dtype) const {
+  TORCH_CHECK_VALUE(positions.dim() >= 1 && positions.size(0) == 3,
+                    "M-RoPE positions must be (3, ...) (temporal, height, width), got ", positions.sizes());
+  auto t = inner_.tables(positions, dtype);  // (3, ..., d)
+  std::vector<at::Tensor> cos, sin;
+  int64_t start = 0;
+  for (int64_t i = 0; i < 6; ++i) {  // the sections twice: dims j and j + d/2 share frequency j
+    const auto len = sections_[i % 3];
+    cos.push_back(t.cos[i % 3].narrow(-1, start, len));
+    sin.push_back(t.sin[i % 3].narrow(-1, start, len));
+    start += len;
+  }
+  return {at::cat(cos, -1), at::cat(sin, -1)};
+}
+
 std::unique_ptr<RotaryEmbedding> make_rotary_embedding(const RotaryConfig& config, int64_t head_dim) {
   if (config.type == "default") return std::make_unique<DefaultRotaryEmbedding>(head_dim, config.theta);
+  if (config.type == "mrope")
+    return std::make_unique<MRopeRotaryEmbedding>(head_dim, config.theta, config.mrope_section);
   if (config.type == "longrope") return std::make_unique<LongRopeRotaryEmbedding>(head_dim, config);
   throw InvalidInputError("rotary embedding type '" + config.type + "' is not supported");
 }

@@ -4,6 +4,8 @@
 // the same interface.
 #pragma once
 
+#include <vector>
+
 #include <ATen/core/Tensor.h>
 #include <memory>
 
@@ -49,6 +51,19 @@ class LongRopeRotaryEmbedding : public RotaryEmbedding {
   at::Tensor short_inv_freq_, long_inv_freq_;  // (head_dim/2,) fp32 on CPU
   int64_t original_max_positions_;
   double attention_factor_;
+};
+
+// Qwen2-VL's M-RoPE (transformers 4.48 Qwen2VLRotaryEmbedding + apply_multimodal_rotary_pos_emb):
+// positions (3, ...) of (temporal, height, width); the default tables of each component, then
+// the head dimension split into sections [s0, s1, s2, s0, s1, s2] taking component k mod 3.
+class MRopeRotaryEmbedding : public RotaryEmbedding {
+ public:
+  MRopeRotaryEmbedding(int64_t head_dim, double theta, std::vector<int64_t> sections);
+  RotaryTables tables(const at::Tensor& positions, at::ScalarType dtype) const override;
+
+ private:
+  DefaultRotaryEmbedding inner_;
+  std::vector<int64_t> sections_;
 };
 
 // The rotary embedding `config.rope` describes; InvalidInputError for an unknown type.

@@ -3,6 +3,7 @@
 #include "core/errors.h"
 #include "model/embedding_model.h"
 #include "model/lora.h"
+#include "model/qwen2_vl.h"
 #include "python/bindings.h"
 #include "python/convert.h"
 
@@ -116,6 +117,21 @@ const model::Processor& processor_of(const EmbeddingModel& m) {
 }  // namespace
 
 void bind_model(py::module_& m) {
+  m.def(
+      "qwen2_vl_rope_index",
+      [](const at::Tensor& input_ids, const at::Tensor& attention_mask, const std::vector<std::vector<int64_t>>& grids,
+         int64_t image_token_id, int64_t vision_start_token_id, int64_t spatial_merge_size) {
+        std::vector<model::GridTHW> g;
+        for (const auto& x : grids) {
+          if (x.size() != 3) throw InvalidInputError("each image grid must be (t, h, w)");
+          g.push_back({x[0], x[1], x[2]});
+        }
+        return model::qwen2_vl_rope_index(input_ids, attention_mask, g, image_token_id, vision_start_token_id,
+                                          spatial_merge_size);
+      },
+      py::arg("input_ids"), py::arg("attention_mask"), py::arg("grids"), py::arg("image_token_id"),
+      py::arg("vision_start_token_id"), py::arg("spatial_merge_size"),
+      "Qwen2-VL's 3-D M-RoPE positions (3, B, L) as transformers' get_rope_index computes them.");
   py::class_<ProcessedBatch>(m, "Batch", "A batch built by a Processor: what the model receives.")
       .def_property_readonly("input_ids", [](const ProcessedBatch& b) { return b.batch.input_ids; })
       .def_property_readonly("attention_mask", [](const ProcessedBatch& b) { return b.batch.attention_mask; })

@@ -126,3 +126,51 @@ def save_tiny_llava_next_pipeline(path, tokenizer_json: str, seed: int = 0):
                                    vision_feature_select_strategy="default", image_token="<image>",
                                    num_additional_image_tokens=1)
     return hf, processor
+
+
+# Qwen2-VL: small images (smart_resize caps them at 16 merged tokens) and the real Qwen2 vocabulary size.
+TINY_QWEN2_VL_PIXELS = {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 16}
+
+
+def make_tiny_qwen2_vl(seed: int = 0, vocab_size: int = 151657):
+    """A tiny Qwen2VLForConditionalGeneration: vision 2 blocks (embed 32, 4 heads), Qwen2 2 layers
+    (hidden 64, 4 heads / 2 kv heads, head_dim 16, mrope_section [2, 3, 3])."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    torch.manual_seed(seed)
+    config = Qwen2VLConfig(
+        vocab_size=vocab_size, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-6,
+        rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}, initializer_range=0.1,
+        vision_config={"depth": 2, "embed_dim": 32, "num_heads": 4, "mlp_ratio": 2, "hidden_size": 64, "patch_size": 14,
+                       "spatial_merge_size": 2, "temporal_patch_size": 2, "initializer_range": 0.1},
+        image_token_id=151655, video_token_id=151656, vision_start_token_id=151652, vision_end_token_id=151653,
+        pad_token_id=151643, bos_token_id=151643, eos_token_id=151645, tie_word_embeddings=False,
+        attn_implementation="eager",
+    )
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or "ln_q" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+            elif name.endswith(".bias"):
+                p.add_(torch.randn_like(p) * 0.05)  # transformers initialises biases to 0
+    return model
+
+
+def save_tiny_qwen2_vl_pipeline(path, tokenizer_json: str, seed: int = 0, pixels=None):
+    """A tiny Qwen2-VL checkpoint directory with the real Qwen2 vocabulary (tokenizer_json), its
+    preprocessor_config.json; returns (model, processor), the transformers pipeline to reproduce."""
+    import shutil
+
+    from transformers import Qwen2TokenizerFast, Qwen2VLImageProcessor, Qwen2VLProcessor
+
+    hf = make_tiny_qwen2_vl(seed)
+    hf.save_pretrained(path, safe_serialization=True)
+    image_processor = Qwen2VLImageProcessor(**(pixels or TINY_QWEN2_VL_PIXELS))
+    image_processor.save_pretrained(path)
+    shutil.copy(tokenizer_json, f"{path}/tokenizer.json")
+    tok = Qwen2TokenizerFast(tokenizer_file=f"{path}/tokenizer.json", pad_token="<|endoftext|>",
+                             eos_token="<|im_end|>", unk_token=None, bos_token=None, padding_side="left")
+    processor = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tok)
+    return hf, processor

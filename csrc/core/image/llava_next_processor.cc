@@ -6,22 +6,15 @@
 #include <string>
 
 #include "core/errors.h"
+#include "core/image/normalise.h"
 
 namespace unime::core::image {
 namespace {
 
-using Table = std::array<std::array<float, 256>, 3>;
+using Table = NormalisationTable;
 
-// numpy's rescale then normalize, per channel and byte value: float64 product, cast to float32,
-// then float32 subtract and divide (no fused multiply-add: see resample.h).
 Table normalisation_table(const LlavaNextConfig& config) {
-  Table t{};
-  for (int c = 0; c < 3; ++c)
-    for (int v = 0; v < 256; ++v) {
-      const auto x = static_cast<float>(static_cast<double>(v) * config.rescale_factor);
-      t[c][v] = (x - config.mean[c]) / config.std[c];
-    }
-  return t;
+  return image::normalisation_table(config.rescale_factor, config.mean, config.std);
 }
 
 // Python's floor division (transformers' center_crop offsets can be negative).
