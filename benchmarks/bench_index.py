@@ -87,10 +87,15 @@ def index_bytes(index: Index) -> int:
         return os.path.getsize(path)
 
 
-def measure(kind: str, x: np.ndarray, q: np.ndarray, truth: np.ndarray, args) -> dict:
+def measure(spec: str, x: np.ndarray, q: np.ndarray, truth: np.ndarray, args) -> dict:
+    """spec: a kind, optionally with constructor options: "ivfpq:pq_m=256"."""
+    kind, *opts = spec.split(":")
+    options = {key: int(value) for key, value in (o.split("=") for o in opts)}
+    if kind == "auto":
+        options.setdefault("exact_threshold", args.exact_threshold)
     rss0 = rss_mib()
     t0 = time.perf_counter()
-    index = Index(kind=kind, **({"exact_threshold": args.exact_threshold} if kind == "auto" else {}))
+    index = Index(kind=kind, **options)
     index.add(x)  # ids default to row positions, so labels compare with the truth directly
     build = time.perf_counter() - t0
     grown = rss_mib() - rss0
@@ -98,6 +103,8 @@ def measure(kind: str, x: np.ndarray, q: np.ndarray, truth: np.ndarray, args) ->
            "bytes": index_bytes(index), "param": ""}
     if index.kind in ("ivf", "ivfpq"):
         row["param"] = f"nlist {index.nlist}, nprobe {index.nprobe}"
+    if index.kind == "ivfpq":
+        row["param"] += f", pq_m {index._index.code_size}"
     elif index.kind == "hnsw":
         row["param"] = f"M {index.params['hnsw_m']}, efSearch {index.ef_search}"
     single = []
@@ -148,7 +155,8 @@ def main() -> None:
     p.add_argument("--single", type=int, default=200, help="single-query calls for p50 / p99")
     p.add_argument("--batch", type=int, default=1000, help="queries in the throughput call")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--kinds", default="flat,auto,hnsw,ivfpq")
+    p.add_argument("--kinds", default="flat,auto,hnsw,ivfpq,ivfpq:pq_m=256",
+                   help="kinds, each optionally with options: ivfpq:pq_m=256")
     p.add_argument("--data", default="clustered,isotropic")
     p.add_argument("--isotropic-kinds", default="auto,hnsw", help="kinds also measured on isotropic data")
     p.add_argument("--clusters", type=int, default=2000)

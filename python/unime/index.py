@@ -63,6 +63,8 @@ def default_nprobe(nlist: int) -> int:
 
 
 DEFAULT_EF_SEARCH = 128
+# Below this many queries FAISS's flat scan runs one thread per query; a BLAS product is faster.
+_FLAT_BLAS_QUERIES = 20
 _NPROBE_STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048,
                  3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768, 49152, 65536)
 _EF_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
@@ -329,6 +331,8 @@ class Index:
             return np.full((len(q), k), -1, np.int64), np.full((len(q), k), np.nan, np.float32)
         faiss = _faiss()
         index, params = self._index, None
+        if self.kind == "flat" and self.device is None and len(q) < _FLAT_BLAS_QUERIES:
+            return self._flat_blas_search(q, k)
         if self.kind in ("ivf", "ivfpq"):
             params = faiss.SearchParametersIVF(nprobe=min(self.nprobe, self.nlist))
         elif self.kind == "hnsw":
@@ -374,6 +378,26 @@ class Index:
             if recall >= target:
                 break
         return {name: value, "recall": recall}
+
+    def _flat_blas_search(self, q: np.ndarray, k: int) -> tuple:
+        """Exact search for a few queries as one BLAS product over FAISS's own storage (no copy).
+        FAISS scans below 20 queries with one thread per query, so a single query uses one core; the
+        product uses them all (benchmarks/bench_index.py). Same results as FAISS up to float rounding."""
+        faiss = _faiss()
+        n, d = self._index.ntotal, self.dim
+        flat = faiss.downcast_index(self._index.index)
+        xb = faiss.rev_swig_ptr(flat.get_xb(), n * d).reshape(n, d)  # views, valid until the next change
+        id_map = faiss.rev_swig_ptr(self._index.id_map.data(), n)
+        scores = q @ xb.T  # (Q, n)
+        kk = min(k, n)
+        top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n else np.broadcast_to(np.arange(n), (len(q), n))
+        top_scores = np.take_along_axis(scores, top, 1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        labels = np.full((len(q), k), -1, np.int64)
+        out = np.full((len(q), k), np.nan, np.float32)
+        labels[:, :kk] = id_map[np.take_along_axis(top, order, 1)]
+        out[:, :kk] = np.take_along_axis(top_scores, order, 1)
+        return labels, out
 
     def _tune_holdout(self, n: int) -> Optional[np.ndarray]:
         """Positions among n rows about to be added to hold out as self-tuning queries, or None."""
