@@ -154,6 +154,33 @@ TEST(WeightMap, LlavaNextAndClipRoundTripInBothLayouts) {
   EXPECT_EQ(names.count("vision_tower.vision_model.encoder.layers.10.self_attn.q_proj.weight"), 1u);
 }
 
+// Qwen2-VL = decoder + vision transformer: every parameter maps to a distinct HF name under both
+// layouts (model.* + visual.* of transformers <= 4.51, model.language_model.* + model.visual.* after).
+TEST(WeightMap, Qwen2VLRoundTripsInBothLayouts) {
+  auto config = nlohmann::json::parse(R"({"model_type": "qwen2_vl", "vocab_size": 50, "hidden_size": 16,
+    "intermediate_size": 24, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+    "rope_scaling": {"type": "mrope", "mrope_section": [1, 1, 2]},
+    "vision_config": {"depth": 11, "embed_dim": 8, "num_heads": 2, "mlp_ratio": 2, "hidden_size": 16}})");
+  auto backbone = unime::model::create_backbone(config, "config.json");
+  const auto& map = backbone->weight_map();
+  std::set<std::string> names;
+  for (const auto& item : backbone->named_parameters()) {
+    auto all = map.hf_candidates(item.key());
+    ASSERT_EQ(all.size(), 2u) << item.key();
+    for (const auto& hf : all) EXPECT_EQ(map.to_module(hf).value_or("<none>"), item.key()) << hf;
+    EXPECT_TRUE(names.insert(all.front()).second) << all.front();
+  }
+  EXPECT_EQ(names.count("visual.patch_embed.proj.weight"), 1u);
+  EXPECT_EQ(names.count("visual.blocks.10.attn.qkv.bias"), 1u);
+  EXPECT_EQ(names.count("visual.merger.mlp.2.weight"), 1u);
+  EXPECT_EQ(names.count("model.layers.1.self_attn.q_proj.bias"), 1u);
+  EXPECT_EQ(map.to_module("model.visual.blocks.3.mlp.fc1.lora_A.weight").value_or(""),
+            "visual.blocks.3.mlp.fc1.lora_A.weight");
+  EXPECT_EQ(map.to_module("model.language_model.layers.1.mlp.up_proj.weight").value_or(""),
+            "decoder.layers.1.mlp.up_proj.weight");
+  EXPECT_TRUE(map.is_ignorable("lm_head.weight"));
+}
+
 TEST(WeightMap, TableRulesRoundTripWithPrefixes) {
   auto map = unime::model::decoder_weight_map().with_prefixes("language_model.model.", "lm.", {});
   for (const auto& rule : map.rules()) {
