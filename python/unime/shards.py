@@ -49,31 +49,25 @@ def read_inputs(sources: Iterable[str], texts_file: Optional[str] = None) -> Ite
                         path = os.path.join(folder, name)
                         yield Record(path, image=path)
         elif source.endswith(".jsonl"):
+            from .eval.data import RowError, read_rows
+
             base = os.path.dirname(os.path.abspath(source))
-            with open(source, encoding="utf-8") as f:
-                for line_no, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    where = f"{source}:{line_no}"
-                    try:
-                        row = json.loads(line)
-                        if not isinstance(row, dict):
-                            raise ValueError(f"expected an object, got {type(row).__name__}")
-                    except ValueError as e:
-                        yield Record(where, error=f"{where}: malformed row: {e}")
-                        continue
-                    text, image, instruction = row.get("text"), row.get("image"), row.get("instruction")
-                    problem = ("text must be a string" if text is not None and not isinstance(text, str) else
-                               "image must be a path" if image is not None and not isinstance(image, str) else
-                               "instruction must be a string" if instruction is not None and not isinstance(
-                                   instruction, str) else
-                               "neither a text nor an image" if not text and not image else None)
-                    if problem:
-                        yield Record(row.get("id", where), error=f"{where}: {problem}")
-                        continue
-                    if image and not os.path.isabs(image):
-                        image = os.path.join(base, image)
-                    yield Record(row.get("id", where), text or None, image or None, instruction)
+            for where, row in read_rows(source):
+                if isinstance(row, RowError):
+                    yield Record(where, error=f"malformed row: {row}")
+                    continue
+                text, image, instruction = row.get("text"), row.get("image"), row.get("instruction")
+                problem = ("text must be a string" if text is not None and not isinstance(text, str) else
+                           "image must be a path" if image is not None and not isinstance(image, str) else
+                           "instruction must be a string" if instruction is not None and not isinstance(
+                               instruction, str) else
+                           "neither a text nor an image" if not text and not image else None)
+                if problem:
+                    yield Record(row.get("id", where), error=f"{where}: {problem}")
+                    continue
+                if image and not os.path.isabs(image):
+                    image = os.path.join(base, image)
+                yield Record(row.get("id", where), text or None, image or None, instruction)
         elif source.lower().endswith(IMAGE_EXTENSIONS):
             yield Record(source, image=source)
         else:

@@ -124,6 +124,20 @@ TEST(WeightMap, UnknownAndIgnorableNames) {
   EXPECT_FALSE(map.to_hf("layers.0.mlp.up_proj.weight").has_value());      // missing module prefix
 }
 
+// Every parameter of a two-layout backbone: each of its two HF names maps back to it, and the canonical
+// names are distinct. Returns the canonical names.
+std::set<std::string> canonical_names_of_every_parameter(const unime::model::Backbone& backbone) {
+  const auto& map = backbone.weight_map();
+  std::set<std::string> names;
+  for (const auto& item : backbone.named_parameters()) {
+    auto all = map.hf_candidates(item.key());
+    EXPECT_EQ(all.size(), 2u) << item.key();
+    for (const auto& hf : all) EXPECT_EQ(map.to_module(hf).value_or("<none>"), item.key()) << hf;
+    EXPECT_TRUE(!all.empty() && names.insert(all.front()).second) << item.key();
+  }
+  return names;
+}
+
 // LLaVA-NeXT = decoder + CLIP + projector + newline: every parameter maps to a distinct HF name under
 // both key layouts (transformers <= 4.51 and newer) and back; adapters on each part keep PEFT's names.
 TEST(WeightMap, LlavaNextAndClipRoundTripInBothLayouts) {
@@ -134,13 +148,7 @@ TEST(WeightMap, LlavaNextAndClipRoundTripInBothLayouts) {
       "image_size": 28, "patch_size": 14}})");
   auto backbone = unime::model::create_backbone(config, "config.json");
   const auto& map = backbone->weight_map();
-  std::set<std::string> names;
-  for (const auto& item : backbone->named_parameters()) {
-    auto all = map.hf_candidates(item.key());
-    ASSERT_EQ(all.size(), 2u) << item.key();
-    for (const auto& hf : all) EXPECT_EQ(map.to_module(hf).value_or("<none>"), item.key()) << hf;
-    EXPECT_TRUE(names.insert(all.front()).second) << all.front();
-  }
+  const auto names = canonical_names_of_every_parameter(*backbone);
   EXPECT_EQ(map.to_hf("vision_tower.layers.10.self_attn.q_proj.weight").value_or(""),
             "vision_tower.vision_model.encoder.layers.10.self_attn.q_proj.weight");
   EXPECT_EQ(map.to_hf("vision_tower.patch_embedding").value_or(""),
@@ -163,13 +171,7 @@ TEST(WeightMap, Qwen2VLRoundTripsInBothLayouts) {
     "vision_config": {"depth": 11, "embed_dim": 8, "num_heads": 2, "mlp_ratio": 2, "hidden_size": 16}})");
   auto backbone = unime::model::create_backbone(config, "config.json");
   const auto& map = backbone->weight_map();
-  std::set<std::string> names;
-  for (const auto& item : backbone->named_parameters()) {
-    auto all = map.hf_candidates(item.key());
-    ASSERT_EQ(all.size(), 2u) << item.key();
-    for (const auto& hf : all) EXPECT_EQ(map.to_module(hf).value_or("<none>"), item.key()) << hf;
-    EXPECT_TRUE(names.insert(all.front()).second) << all.front();
-  }
+  const auto names = canonical_names_of_every_parameter(*backbone);
   EXPECT_EQ(names.count("visual.patch_embed.proj.weight"), 1u);
   EXPECT_EQ(names.count("visual.blocks.10.attn.qkv.bias"), 1u);
   EXPECT_EQ(names.count("visual.merger.mlp.2.weight"), 1u);
