@@ -68,7 +68,7 @@ def read_rows(path: str | os.PathLike) -> Iterator[tuple[str, dict | RowError]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                yield where, RowError(where, f"not valid JSON ({e.msg} at column {e.colno})")
+                yield where, RowError(where, f"not valid JSON ({e.msg}; column {e.colno})")
                 continue
             yield where, _object_or_error(where, row)
 

@@ -108,8 +108,8 @@ class Embedder:
             bad = {s.index: s for s in skipped}
             for i, it in enumerate(ok):
                 if i in bad:
-                    source = bad[i].source if bad[i].source != "text" else "text"
-                    self.failures[it.key()] = f"{source}: {bad[i].reason}"
+                    source, reason = bad[i].source, bad[i].reason
+                    self.failures[it.key()] = reason if reason.startswith(source) else f"{source}: {reason}"
                 else:
                     self.vectors[it.key()] = vectors[i]
 
