@@ -44,11 +44,6 @@ WeightMap qwen2_vl_weight_map() {
   return WeightMap({decoder, vision}, {"lm_head.weight"});
 }
 
-at::Tensor rotate_half(const at::Tensor& x) {
-  const auto half = x.size(-1) / 2;
-  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-}
-
 }  // namespace
 
 Qwen2VisionConfig Qwen2VisionConfig::from_json(const nlohmann::json& j, const std::string& source) {
@@ -199,10 +194,7 @@ at::Tensor Qwen2VisionBlock::forward(const at::Tensor& x, const at::Tensor& angl
   // The 2-D rotary in fp32 (apply_rotary_pos_emb_vision), cast back.
   auto emb = at::cat({angles, angles}, -1).unsqueeze(1);  // (S, 1, head_dim)
   auto cos = emb.cos(), sin = emb.sin();
-  auto rope = [&](const at::Tensor& t) {
-    auto f = t.to(at::kFloat);
-    return (f * cos + rotate_half(f) * sin).to(t.scalar_type());
-  };
+  auto rope = [&](const at::Tensor& t) { return apply_rotary(t.to(at::kFloat), cos, sin).to(t.scalar_type()); };
   auto out = packed_attention(rope(parts[0]), rope(parts[1]), parts[2], images, AttentionMaskSpec{false, std::nullopt},
                               false, 1.0 / std::sqrt(static_cast<double>(head_dim_)));
   auto h = x + proj->forward(out.reshape({S, -1}));

@@ -902,14 +902,18 @@ def _read_jsonl(path: Path) -> list:
     return out
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e.msg})") from None
+
+
 def _read_manifest(d: Path) -> dict:
     path = d / "manifest.json"
     if not path.is_file():
         raise FileNotFoundError(f"{d}: no manifest.json (not a saved unime.Index)")
-    try:
-        m = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON ({e.msg})") from None
+    m = _read_json(path)
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         found = m.get("format") if isinstance(m, dict) else type(m).__name__
         raise ValueError(f"{path}: not a unime.Index manifest (format {found!r}, expected {FORMAT!r})")
@@ -1050,10 +1054,7 @@ def _open_shards(source: Any) -> tuple:
         manifest = path / "manifest.json" if path.is_dir() else path
         if not manifest.is_file():
             raise FileNotFoundError(f"from_shards: {manifest} does not exist")
-        try:
-            m = json.loads(manifest.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{manifest}: not JSON ({e.msg})") from None
+        m = _read_json(manifest)
         if not isinstance(m, dict) or not isinstance(m.get("shards"), list) or not m["shards"]:
             raise ValueError(f"{manifest}: expected an object with a non-empty 'shards' list")
         base, shards = manifest.parent, []
