@@ -159,7 +159,7 @@ std::string as_layer_zero(const std::string& path) {
 }  // namespace
 
 LoadReport load_module(torch::nn::Module& module, const WeightMap& map, const core::Checkpoint& checkpoint,
-                       at::ScalarType dtype, at::Device device) {
+                       at::ScalarType dtype, at::Device device, const std::vector<std::string>& dropped) {
   auto params = module.named_parameters(/*recurse=*/true);
   std::vector<std::string> missing;
   std::set<std::string> used;
@@ -204,8 +204,10 @@ LoadReport load_module(torch::nn::Module& module, const WeightMap& map, const co
   for (const auto& name : checkpoint.names()) {
     if (used.count(name)) continue;
     bool known_unused = map.is_ignorable(name);
+    auto path = map.to_module(name);
+    if (!known_unused && path)
+      for (const auto& prefix : dropped) known_unused = known_unused || path->rfind(prefix, 0) == 0;
     if (!known_unused) {
-      auto path = map.to_module(name);
       auto zero = path ? as_layer_zero(*path) : "";
       known_unused = !zero.empty() && module_paths.count(zero) && !module_paths.count(*path);
     }

@@ -47,7 +47,10 @@ bool is_adapter_parameter(const std::string& module_path);
 // Checkpoint tensors the module does not use are reported: `ignored` when the map lists them as
 // ignorable or they belong to a layer the module does not build (a vision layer past the one whose
 // features are used: its path exists in layer 0), `unexpected` otherwise.
+//
+// `dropped`: module-path prefixes of parts the caller removed from `module` (a text-only model's
+// vision tower): their checkpoint tensors are never read and are reported as ignored.
 LoadReport load_module(torch::nn::Module& module, const WeightMap& map, const core::Checkpoint& checkpoint,
-                       at::ScalarType dtype, at::Device device);
+                       at::ScalarType dtype, at::Device device, const std::vector<std::string>& dropped = {});
 
 }  // namespace unime::model

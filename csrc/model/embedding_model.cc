@@ -19,8 +19,28 @@ at::ScalarType parse_float_dtype(const std::string& name) {
   throw InvalidInputError("dtype '" + name + "' is not a floating dtype (use float32, bfloat16, float16 or float64)");
 }
 
+namespace {
+// Removes the backbone's components other than the language model (their direct child modules) and
+// returns their module-path prefixes.
+std::vector<std::string> drop_non_language_components(Backbone& backbone) {
+  std::vector<std::string> prefixes, children;
+  for (const auto& component : backbone.components())
+    if (component.name != "language_model") prefixes.push_back(component.module_path);
+  for (const auto& child : backbone.named_children()) {
+    const auto as_path = child.key() + ".";
+    for (const auto& prefix : prefixes)
+      if (as_path.rfind(prefix, 0) == 0 || child.key().rfind(prefix, 0) == 0) children.push_back(child.key());
+  }
+  for (const auto& name : children) {
+    for (auto& p : backbone.named_children()[name]->parameters()) p.set_data(at::empty({0}, p.options()));
+    backbone.unregister_module(name);
+  }
+  return prefixes;
+}
+}  // namespace
+
 std::shared_ptr<EmbeddingModel> EmbeddingModel::load(const std::string& path, std::optional<at::ScalarType> dtype,
-                                                     at::Device device) {
+                                                     at::Device device, bool text_only) {
   namespace fs = std::filesystem;
   if (!fs::exists(path)) throw FileNotFoundError(path + ": no such directory");
   if (!fs::is_directory(path))
@@ -40,14 +60,21 @@ std::shared_ptr<EmbeddingModel> EmbeddingModel::load(const std::string& path, st
   }
   model->device_ = device;
   auto checkpoint = core::Checkpoint::open(path);
-  model->report_ = load_module(*model->backbone_, model->backbone_->weight_map(), checkpoint, model->dtype_, device);
+  model->text_only_ = text_only;
+  const auto dropped = text_only ? drop_non_language_components(*model->backbone_) : std::vector<std::string>{};
+  model->report_ =
+      load_module(*model->backbone_, model->backbone_->weight_map(), checkpoint, model->dtype_, device, dropped);
   model->backbone_->eval();
   model->processor_ = create_processor(path, config, *model->backbone_);
   return model;
 }
 
 namespace {
-EncodeBatch on_device(const EncodeBatch& batch, at::Device device) {
+EncodeBatch on_device(const EncodeBatch& batch, at::Device device, bool text_only) {
+  if (text_only && !batch.images.empty())
+    throw InvalidInputError(std::to_string(batch.images.size()) +
+                            " image(s) in a batch for a model loaded for texts only (modality='text': no vision "
+                            "tower); load it without modality to embed images");
   EncodeBatch out{batch.input_ids.to(device), batch.attention_mask.to(device), batch.images,
                   batch.position_ids.defined() ? batch.position_ids.to(device) : at::Tensor()};
   for (auto& image : out.images) image.pixel_values = image.pixel_values.to(device);
@@ -56,11 +83,11 @@ EncodeBatch on_device(const EncodeBatch& batch, at::Device device) {
 }  // namespace
 
 at::Tensor EmbeddingModel::last_hidden_state(const EncodeBatch& batch) const {
-  return backbone_->last_hidden_state(on_device(batch, device_));
+  return backbone_->last_hidden_state(on_device(batch, device_, text_only_));
 }
 
 at::Tensor EmbeddingModel::encode(const EncodeBatch& batch, bool normalize, bool packed) const {
-  auto b = on_device(batch, device_);
+  auto b = on_device(batch, device_, text_only_);
   if (!packed) {
     last_token_indices(b.attention_mask);  // a row without tokens is the caller's error, before any compute
     return last_token_pool(backbone_->last_hidden_state(b), b.attention_mask, normalize);

@@ -19,8 +19,10 @@ class EmbeddingModel {
   // Loads the Hugging Face checkpoint directory `path` (config.json and model.safetensors or a
   // sharded model.safetensors.index.json). `dtype`: compute dtype of the floating weights; nullopt
   // takes config.json's torch_dtype (float32 when absent).
+  // text_only: the backbone's non-language components (vision tower, projector) are removed before
+  // loading, so their weights are never read or kept; batches with images are then refused.
   static std::shared_ptr<EmbeddingModel> load(const std::string& path, std::optional<at::ScalarType> dtype,
-                                              at::Device device);
+                                              at::Device device, bool text_only = false);
 
   // batch.input_ids: (B, L) int64; batch.attention_mask: (B, L), nonzero = real token, left or right padded.
   // Returns (B, hidden_size) in the model dtype: the last real token's final hidden state,
@@ -44,6 +46,7 @@ class EmbeddingModel {
   const std::string& config_json() const { return config_json_; }  // config.json text as read
   const std::string& model_type() const { return model_type_; }
   at::ScalarType dtype() const { return dtype_; }
+  bool text_only() const { return text_only_; }
   at::Device device() const { return device_; }
   int64_t hidden_size() const { return backbone_->hidden_size(); }
   Backbone& backbone() { return *backbone_; }
@@ -57,6 +60,7 @@ class EmbeddingModel {
   std::string config_json_, model_type_;
   at::ScalarType dtype_ = at::kFloat;
   at::Device device_ = at::kCPU;
+  bool text_only_ = false;
 };
 
 // "float32" / "bfloat16" / "torch.float16" ... -> ScalarType; InvalidInputError otherwise.

@@ -84,6 +84,31 @@ at::Tensor flash_varlen(const at::Tensor& q, const at::Tensor& k, const at::Tens
   return std::get<0>(out);
 }
 
+// Causal sliding-window attention over one sequence (1, H, n, d) in query blocks: block [qs, qe)
+// sees keys [qs - window + 1, qe) only, through a (block, keys) mask. Each query's softmax runs over
+// all its keys at once, so the result equals the unblocked one; memory is O(block * (window + block))
+// where a dense (n, n) mask and its scores would need O(n^2) (80 GB for a 32k-token Mistral input).
+at::Tensor banded_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window,
+                            int64_t query_block, double scale) {
+  const int64_t n = q.size(2), heads = q.size(1);
+  int64_t block = query_block;
+  if (block <= 0) {  // the largest block whose fp32 scores (heads, block, window + block) fit the budget
+    block = 16;
+    while (block * 2 <= n && heads * (block * 2) * (window + block * 2) * 4 <= kAttentionBlockBytes) block *= 2;
+  }
+  const auto index = at::TensorOptions().dtype(at::kLong).device(q.device());
+  std::vector<at::Tensor> outs;
+  outs.reserve(static_cast<size_t>((n + block - 1) / block));
+  for (int64_t qs = 0; qs < n; qs += block) {
+    const int64_t qe = std::min(n, qs + block), ks = std::max<int64_t>(0, qs - window + 1);
+    auto i = at::arange(qs, qe, index).unsqueeze(1), j = at::arange(ks, qe, index).unsqueeze(0);
+    auto allowed = (j <= i) & ((i - j) < window);
+    outs.push_back(at::scaled_dot_product_attention(q.narrow(2, qs, qe - qs), k.narrow(2, ks, qe - ks),
+                                                    v.narrow(2, ks, qe - ks), allowed, 0.0, false, scale));
+  }
+  return outs.size() == 1 ? outs[0] : at::cat(outs, 2);
+}
+
 at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedSequences& p,
                              const AttentionMaskSpec& mask, bool last_only, double scale) {
   const auto window = mask.causal ? mask.sliding_window : std::nullopt;
@@ -104,14 +129,8 @@ at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at:
     auto qb = q.narrow(0, s, n).transpose(0, 1).unsqueeze(0);  // (1, H, n, d)
     auto kb = repeat_heads(k.narrow(0, s, n).transpose(0, 1).unsqueeze(0), rep);
     auto vb = repeat_heads(v.narrow(0, s, n).transpose(0, 1).unsqueeze(0), rep);
-    at::Tensor out;
-    if (window && n > *window) {
-      auto i = at::arange(n, at::TensorOptions().dtype(at::kLong).device(q.device()));
-      auto allowed = (i.unsqueeze(0) <= i.unsqueeze(1)) & ((i.unsqueeze(1) - i.unsqueeze(0)) < *window);
-      out = at::scaled_dot_product_attention(qb, kb, vb, allowed, 0.0, false, scale);
-    } else {
-      out = at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, mask.causal, scale);
-    }
+    at::Tensor out = window && n > *window ? banded_attention(qb, kb, vb, *window, mask.query_block, scale)
+                                           : at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, mask.causal, scale);
     outs.push_back(out.squeeze(0).transpose(0, 1));  // (n, H, d)
   }
   return at::cat(outs, 0);

@@ -33,14 +33,23 @@ PackedSequences pack_lengths(const std::vector<int64_t>& lengths, c10::Device de
 struct AttentionMaskSpec {
   bool causal = true;                     // keys j <= i only; false: every key of the sequence
   std::optional<int64_t> sliding_window;  // causal only: keys with i - j < window
+  // Queries per block of the sliding-window path (0: chosen so one block's scores stay under
+  // kAttentionBlockBytes). Tests set it small to compare blocked and unblocked results.
+  int64_t query_block = 0;
 };
+
+// Memory bound of one query block's attention scores on the paths that need a mask: attention
+// memory grows linearly with sequence length, never with its square.
+constexpr int64_t kAttentionBlockBytes = int64_t{64} << 20;
 
 // q: (Tq, H, d), k and v: (T, Hkv, d) packed; H a multiple of Hkv. Attention within each sequence
 // as `mask` says (never across sequences).
 // last_only (causal only): q holds one query per sequence, the sequence's last token (Tq = B),
 // which sees every key of its sequence (within the window): the last decoder layer only needs those rows.
 // Returns (Tq, H, d). Uses flash attention's varlen kernel for fp16/bf16 on CUDA, and per-sequence
-// scaled_dot_product_attention otherwise; both are differentiable.
+// scaled_dot_product_attention otherwise (on CPU its flash kernel: online softmax over key blocks,
+// memory linear in length); a sliding window shorter than a sequence runs in query blocks that each
+// see only their band of keys. All paths are differentiable.
 at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const PackedSequences& packed, const AttentionMaskSpec& mask, bool last_only, double scale);
 

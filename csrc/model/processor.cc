@@ -128,11 +128,52 @@ ProcessedBatch Processor::process(const std::vector<EncodeInput>& inputs, const 
       id_acc[r][start + j] = item.ids[static_cast<size_t>(j)];
       mask_acc[r][start + j] = 1;
     }
+    out.row_image.push_back(item.image ? static_cast<int64_t>(out.batch.images.size()) : -1);
     if (item.image) out.batch.images.push_back(std::move(*item.image));
     out.prompts.push_back(std::move(item.prompt));
   }
   out.batch.input_ids = ids;
   out.batch.attention_mask = mask;
+  out.padding_side = options.padding_side;
+  return out;
+}
+
+std::vector<int64_t> ProcessedBatch::lengths() const {
+  if (rows.empty()) return {};
+  auto n = batch.attention_mask.ne(0).sum(1).to(at::kCPU, at::kLong).contiguous();
+  return {n.data_ptr<int64_t>(), n.data_ptr<int64_t>() + n.numel()};
+}
+
+ProcessedBatch select_rows(const ProcessedBatch& b, const std::vector<int64_t>& picked) {
+  const auto all = b.lengths();
+  const auto B = static_cast<int64_t>(b.rows.size());
+  ProcessedBatch out;
+  out.padding_side = b.padding_side;
+  int64_t length = 0;
+  for (auto r : picked) {
+    TORCH_CHECK_INDEX(r >= 0 && r < B, "select_rows: row ", r, " of a batch of ", B);
+    length = std::max(length, all[static_cast<size_t>(r)]);
+  }
+  const auto L = b.batch.input_ids.size(1);
+  // Rows are one run of real tokens against one side, so keeping `length` columns on that side keeps
+  // every picked row's tokens.
+  const int64_t first_column = b.padding_side == PaddingSide::kLeft ? L - length : 0;
+  auto index = at::tensor(picked, at::kLong).to(b.batch.input_ids.device());
+  auto take = [&](const at::Tensor& t, int64_t row_dim) {
+    return t.index_select(row_dim, index.to(t.device())).narrow(row_dim + 1, first_column, length).contiguous();
+  };
+  out.batch.input_ids = take(b.batch.input_ids, 0);
+  out.batch.attention_mask = take(b.batch.attention_mask, 0);
+  if (b.batch.position_ids.defined())
+    out.batch.position_ids = take(b.batch.position_ids, b.batch.position_ids.dim() == 3 ? 1 : 0);
+  for (auto r : picked) {
+    const auto i = static_cast<size_t>(r);
+    out.rows.push_back(b.rows[i]);
+    out.prompts.push_back(i < b.prompts.size() ? b.prompts[i] : std::string());
+    const int64_t image = i < b.row_image.size() ? b.row_image[i] : -1;
+    out.row_image.push_back(image < 0 ? -1 : static_cast<int64_t>(out.batch.images.size()));
+    if (image >= 0) out.batch.images.push_back(b.batch.images[static_cast<size_t>(image)]);
+  }
   return out;
 }
 

@@ -58,7 +58,16 @@ struct ProcessedBatch {
   std::vector<int64_t> rows;            // the input index of each batch row
   std::vector<core::ItemError> errors;  // inputs left out (skip_errors), sorted by index
   std::vector<std::string> prompts;     // the prompt of each row
+  std::vector<int64_t> row_image;       // per row: its image's index in batch.images, or -1
+  PaddingSide padding_side = PaddingSide::kLeft;
+  // Real tokens of each row (its image's tokens included): the row's cost for token-budget batching.
+  std::vector<int64_t> lengths() const;
 };
+
+// Rows `picked` (positions in b.rows, any order) as a batch of their own, padded to the longest of
+// them on b's side: token-budget batching builds a window once, then runs it in sub-batches.
+// position_ids, when set, are taken along. errors stay with b.
+ProcessedBatch select_rows(const ProcessedBatch& b, const std::vector<int64_t>& picked);
 
 class Processor {
  public:

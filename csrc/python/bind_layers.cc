@@ -11,16 +11,18 @@ void bind_layers(py::module_& root) {
   m.def(
       "packed_attention",
       [](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::vector<int64_t>& lengths,
-         bool causal, std::optional<int64_t> sliding_window, bool last_only, std::optional<double> scale) {
+         bool causal, std::optional<int64_t> sliding_window, bool last_only, std::optional<double> scale,
+         int64_t query_block) {
         auto packed = model::pack_lengths(lengths, q.device());
-        model::AttentionMaskSpec mask{causal, sliding_window};
+        model::AttentionMaskSpec mask{causal, sliding_window, query_block};
         return model::packed_attention(q, k, v, packed, mask, last_only,
                                        scale.value_or(1.0 / std::sqrt(static_cast<double>(q.size(-1)))));
       },
       py::arg("q"), py::arg("k"), py::arg("v"), py::arg("lengths"), py::arg("causal") = true,
       py::arg("sliding_window") = py::none(), py::arg("last_only") = false, py::arg("scale") = py::none(),
-      py::call_guard<py::gil_scoped_release>(),
-      "Attention within each of the packed sequences (lengths sum to T): q (T or B, H, d), k/v (T, Hkv, d).");
+      py::arg("query_block") = 0, py::call_guard<py::gil_scoped_release>(),
+      "Attention within each of the packed sequences (lengths sum to T): q (T or B, H, d), k/v (T, Hkv, d).\n"
+      "query_block: queries per block of the sliding-window path (0: by memory budget).");
   m.def(
       "rotary_tables",
       [](const at::Tensor& positions, int64_t head_dim, double theta, const std::string& type, at::ScalarType dtype) {

@@ -156,7 +156,13 @@ void bind_model(py::module_& m) {
             for (const auto& e : b.errors) out.emplace_back(e.index, e.message);
             return out;
           },
-          "(input index, message) of the inputs left out (skip_errors)");
+          "(input index, message) of the inputs left out (skip_errors)")
+      .def_property_readonly("lengths", &ProcessedBatch::lengths,
+                             "real tokens of each row, its image's tokens included (its cost)")
+      .def("select", &model::select_rows, py::arg("rows"),
+           "rows (positions in this batch, any order) as a batch of their own, padded to the longest of them",
+           py::call_guard<py::gil_scoped_release>())
+      .def("__len__", [](const ProcessedBatch& b) { return b.rows.size(); });
 
   py::class_<model::Processor, std::shared_ptr<model::Processor>>(m, "Processor")
       .def("process", &process, UNIME_PROCESS_ARGS,
@@ -182,14 +188,14 @@ void bind_model(py::module_& m) {
   py::class_<EmbeddingModel, std::shared_ptr<EmbeddingModel>>(m, "EmbeddingModel")
       .def_static(
           "load",
-          [](const std::string& path, std::optional<std::string> dtype, const std::string& device) {
+          [](const std::string& path, std::optional<std::string> dtype, const std::string& device, bool text_only) {
             std::optional<at::ScalarType> type;
             if (dtype) type = model::parse_float_dtype(*dtype);
             c10::Device dev(device);
             py::gil_scoped_release release;
-            return EmbeddingModel::load(path, type, dev);
+            return EmbeddingModel::load(path, type, dev, text_only);
           },
-          py::arg("path"), py::arg("dtype") = py::none(), py::arg("device") = "cpu",
+          py::arg("path"), py::arg("dtype") = py::none(), py::arg("device") = "cpu", py::arg("text_only") = false,
           "Load a Hugging Face checkpoint directory. dtype: None = config.json's torch_dtype.")
       .def(
           "encode",
@@ -202,13 +208,13 @@ void bind_model(py::module_& m) {
           py::call_guard<py::gil_scoped_release>(), "images: [(pixel_values, height, width)] in placeholder order")
       .def(
           "encode_batch",
-          [](const EmbeddingModel& m, const ProcessedBatch& b, bool normalize) {
+          [](const EmbeddingModel& m, const ProcessedBatch& b, bool normalize, bool packed) {
             py::gil_scoped_release release;
             if (b.rows.empty())
               return at::empty({0, m.hidden_size()}, at::TensorOptions().dtype(m.dtype()).device(m.device()));
-            return m.encode(b.batch, normalize);
+            return m.encode(b.batch, normalize, packed);
           },
-          py::arg("batch"), py::arg("normalize") = true)
+          py::arg("batch"), py::arg("normalize") = true, py::arg("packed") = true)
       .def(
           "last_hidden_state",
           [](const EmbeddingModel& m, const at::Tensor& ids, const at::Tensor& mask,
@@ -242,6 +248,7 @@ void bind_model(py::module_& m) {
       .def_property_readonly("max_length", [](const EmbeddingModel& m) { return m.backbone().max_length(); })
       .def_property_readonly("dtype", [](const EmbeddingModel& m) { return std::string(c10::toString(m.dtype())); })
       .def_property_readonly("device", [](const EmbeddingModel& m) { return m.device().str(); })
+      .def_property_readonly("text_only", &EmbeddingModel::text_only)
       .def_property_readonly("components",
                              [](const EmbeddingModel& m) {
                                std::vector<std::pair<std::string, std::string>> out;

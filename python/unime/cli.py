@@ -18,7 +18,10 @@ EXAMPLES = {
   unime encode corpus.jsonl photos/ --model UniME-LLaVA-1.6-7B --out embeddings/ --shard-size 10000
   (corpus.jsonl: one {"id": ..., "text": ..., "image": ..., "instruction": ...} per line; photos/: every image
   below it, its path as id. Writes shard-00000.npy + shard-00000.ids.jsonl ..., manifest.json, skipped.jsonl;
-  run it again after an interruption to resume after the last finished shard.)""",
+  run it again after an interruption: finished shards are not recomputed.)
+  torchrun --nproc_per_node 8 -m unime encode corpus.jsonl --model M --device cuda --out embeddings/
+  (data-parallel: process r embeds shards r, r + 8, ...; across machines give torchrun --nnodes and a
+  rendezvous, with --out on a shared file system)""",
     "index": """example:
   unime index embeddings/ --out photos.index --kind auto
   (builds a FAISS index from `unime encode`'s shards: exact below 50,000 vectors, IVF above; ivfpq compresses
@@ -50,7 +53,10 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--model", required=required, help="checkpoint directory (or hub id)")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16 (default float32)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
-    p.add_argument("--batch-size", type=int, default=16, help="inputs per forward pass (default 16)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="inputs preprocessed together, and the most per forward pass (default 32)")
+    p.add_argument("--max-batch-tokens", type=int, default=16384,
+                   help="real tokens per forward pass, image tokens included (default 16384)")
 
 
 def _load_model(args):
@@ -64,6 +70,14 @@ def _encode(args) -> int:
 
     if not args.inputs and not args.texts:
         raise SystemExit("unime encode: give .jsonl lists, images or folders, or --texts FILE")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:  # under torchrun: one process per GPU (or CPU worker), each embedding its own shards
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")  # only barriers go through it; vectors go to disk
+        if args.device == "cuda":
+            args.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     model = _load_model(args)
     key = json.dumps({"inputs": [os.path.abspath(s) for s in args.inputs], "texts": args.texts,
                       "instruction": args.instruction})
@@ -71,12 +85,16 @@ def _encode(args) -> int:
     if args.instruction:
         records = (r if r.instruction else type(r)(r.id, r.text, r.image, args.instruction, r.error) for r in records)
     manifest = encode_to_shards(model, records, args.out, shard_size=args.shard_size, batch_size=args.batch_size,
+                                max_batch_tokens=args.max_batch_tokens,
                                 fmt=args.format, dtype=args.out_dtype, inputs_key=key,
                                 show_progress=False if args.quiet else None)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return EXIT_OK  # rank 0 reports for the whole run
     print(f"unime encode: {manifest['count']} embeddings of dimension {manifest['dim']} in "
           f"{len(manifest['shards'])} shard(s) under {args.out}; {manifest['skipped']} skipped"
           + (f" (listed in {os.path.join(args.out, 'skipped.jsonl')})" if manifest["skipped"] else ""))
-    return EXIT_PARTIAL if manifest["skipped"] else EXIT_OK
+    # torchrun takes any other exit code for a crashed worker: distributed runs report skips in the summary.
+    return EXIT_PARTIAL if manifest["skipped"] and world == 1 else EXIT_OK
 
 
 def _index(args) -> int:

@@ -12,10 +12,11 @@ import torch
 from tqdm.auto import tqdm
 
 from . import _C
+from .engine import DEFAULT_MAX_BATCH_TOKENS, EncodeJob, encode_window, prepare_window, windows
 from .fingerprint import model_fingerprint
 from .hub import resolve_model_path
-from .images import DEFAULT_MAX_PIXELS, load_image
-from .inputs import Instruction, SkippedInput, describe, normalize_inputs, split_dict_inputs
+from .images import DEFAULT_MAX_PIXELS
+from .inputs import Instruction, SkippedInput, normalize_inputs, split_dict_inputs
 from .tokenizer import Tokenizer
 
 
@@ -55,6 +56,7 @@ class Model:
         dtype: torch.dtype | str | None = torch.float32,
         device: str | torch.device = "cpu",
         revision: str | None = None,
+        modality: Optional[str] = None,
     ) -> "Model":
         """Loads a Hugging Face checkpoint.
 
@@ -64,12 +66,18 @@ class Model:
             dtype: compute dtype of the weights; "auto" (or None) takes config.json's torch_dtype.
             device: "cpu", "cuda", "cuda:1", ...
             revision: hub revision, for hub ids.
+            modality: None (everything) or "text": a multimodal checkpoint without its vision tower and
+                projector, which are never read from disk nor kept in memory (Qwen2-VL-2B's vision
+                tower is 0.67B of its 2.2B parameters); inputs with images are then refused.
 
         Tensors in the checkpoint that the model does not use are reported with a warning
         (known unneeded ones such as lm_head.weight are listed in ``ignored_tensors`` silently).
         """
+        if modality not in (None, "text"):
+            raise ValueError(f"modality must be None or 'text', got {modality!r} (image inputs need the language "
+                             "model too: its last token is the embedding)")
         path = resolve_model_path(path_or_id, revision)
-        core = _C.EmbeddingModel.load(path, _dtype_name(dtype), str(torch.device(device)))
+        core = _C.EmbeddingModel.load(path, _dtype_name(dtype), str(torch.device(device)), text_only=modality == "text")
         if core.unexpected_tensors:
             names = core.unexpected_tensors
             shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
@@ -153,9 +161,10 @@ class Model:
         instructions = list(instructions) if instructions is not None else [None] * len(texts)
         return self._core.process(list(texts), list(images), instructions, **options)
 
-    def encode_batch(self, batch: _C.Batch, *, normalize: bool = True) -> torch.Tensor:
-        """Embeds a Batch from :meth:`process`: (rows, hidden_size) in the model dtype."""
-        return self._core.encode_batch(batch, normalize)
+    def encode_batch(self, batch: _C.Batch, *, normalize: bool = True, packed: bool = True) -> torch.Tensor:
+        """Embeds a Batch from :meth:`process`: (rows, hidden_size) in the model dtype. packed (default):
+        computed on the real tokens only; False: on the padded batch as transformers computes it."""
+        return self._core.encode_batch(batch, normalize, packed)
 
     def encode(
         self,
@@ -163,7 +172,9 @@ class Model:
         images: Any = None,
         *,
         instruction: Instruction = None,
-        batch_size: int = 8,
+        batch_size: int = 32,
+        max_batch_tokens: Optional[int] = DEFAULT_MAX_BATCH_TOKENS,
+        prefetch: bool = True,
         show_progress: Optional[bool] = None,
         output: str = "torch",
         normalize: bool = True,
@@ -190,8 +201,12 @@ class Model:
                 allowed when texts are given). texts[i] and images[i] form one input.
             instruction: None (UniME's zero-shot prompts), one str for every input, or one per input;
                 inputs with an instruction, and image+text pairs, use the MMEB prompt form.
-            batch_size: inputs per forward pass (images are decoded batch by batch, so memory stays
-                bounded for any number of inputs).
+            batch_size: inputs decoded and processed together (a window), and the most inputs per
+                forward pass; memory stays bounded for any number of inputs.
+            max_batch_tokens: real tokens per forward pass (image tokens included): a window's inputs
+                are sorted by length and run in passes filled up to it (None: batch_size alone decides).
+                An input longer than the budget runs alone.
+            prefetch: decode and process the next window on a worker thread while this one is embedded.
             show_progress: a tqdm progress bar (tqdm.auto: a widget in notebooks); default: on when
                 there is more than one batch. show_progress_bar is the same (sentence-transformers' name).
             output: "torch" (a float32 tensor on the model device) or "numpy".
@@ -232,10 +247,17 @@ class Model:
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if max_batch_tokens is not None and max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be >= 1 or None, got {max_batch_tokens}")
         if self.processor is None:
             raise ValueError(f"{self.path}: no tokenizer.json next to the checkpoint; encode needs one "
                              "(or call Model.encode_ids with token ids)")
         text_list, image_list, instructions, single = normalize_inputs(texts, images, instruction, prompts)
+        if self._core.text_only:
+            first = next((i for i, im in enumerate(image_list) if im is not None), None)
+            if first is not None:
+                raise ValueError(f"input {first} has an image, but this model was loaded with modality='text' "
+                                 "(no vision tower); load it without modality to embed images")
         n = len(text_list)
         prompt_list = list(prompts) if prompts is not None else None
         limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
@@ -243,33 +265,15 @@ class Model:
                        max_length=max_length or 0, truncate=truncate, num_threads=num_threads,
                        skip_errors=on_error == "skip")
         out = torch.full((n, self.hidden_size), math.nan, dtype=torch.float32, device=self.device)
+        job = EncodeJob(text_list, image_list, instructions, prompt_list, limit, on_error == "raise", options)
         skipped: list[SkippedInput] = []
-        starts = range(0, n, batch_size)
         progress = tqdm(total=n, unit="input", desc="unime.encode",
-                        disable=not (show_progress if show_progress is not None else len(starts) > 1))
-        for start in starts:
-            index = list(range(start, min(n, start + batch_size)))
-            arrays, keep = [], []
-            for i in index:  # decode this batch's images; a bad one is named by its input index
-                try:
-                    arrays.append(None if image_list[i] is None else load_image(image_list[i], max_pixels=limit))
-                    keep.append(i)
-                except (ValueError, TypeError, OSError) as e:
-                    if on_error == "raise":
-                        raise type(e)(f"image {i} ({describe(image_list[i])}): {e}") from e
-                    skipped.append(SkippedInput(i, describe(image_list[i]), str(e)))
-            if keep:
-                batch = self._core.process([text_list[i] for i in keep], arrays, [instructions[i] for i in keep],
-                                           None if prompt_list is None else [prompt_list[i] for i in keep], **options)
-                for row, message in batch.errors:
-                    i = keep[row]
-                    source = describe(image_list[i]) if image_list[i] is not None else "text"
-                    skipped.append(SkippedInput(i, source, message))
-                if batch.rows:
-                    with torch.inference_mode():
-                        emb = self._core.encode_batch(batch, normalize)
-                    out[[keep[r] for r in batch.rows]] = emb.float()
-            progress.update(len(index))
+                        disable=not (show_progress if show_progress is not None else n > batch_size))
+        for window in windows(lambda index: prepare_window(self._core, job, index), n, batch_size, prefetch):
+            skipped.extend(window.skipped)
+            encode_window(self._core, window, out, max_rows=batch_size, max_tokens=max_batch_tokens,
+                          normalize=normalize)
+            progress.update(window.count)
         progress.close()
         skipped.sort(key=lambda s: s.index)
         result: Any = out[0] if single else out

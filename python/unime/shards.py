@@ -2,14 +2,18 @@
 
     out/shard-00000.npy            (n, dim) float32 (or shard-00000.safetensors, key "embeddings")
     out/shard-00000.ids.jsonl      one JSON id per line, the rows of the shard in order
+    out/shard-00000.done.json      written last: the shard is finished ({"file", "count", "ids", "skipped"})
     out/skipped.jsonl              {"id", "source", "reason"} for each input that could not be embedded
     out/manifest.json              {"dim", "dtype", "model": {"path", "fingerprint"}, "shard_size", "inputs",
                                     "shards": [{"file", "count", "ids"}], "skipped", "complete"}
 
-Shard i holds inputs [i * shard_size, (i + 1) * shard_size) minus the skipped ones. The manifest is
-rewritten (atomically) after each shard, so a run killed half-way resumes after its last finished
-shard; a folder written by another model or for other inputs is refused. unime.Index.from_shards
-reads this layout.
+Shard i holds inputs [i * shard_size, (i + 1) * shard_size) minus the skipped ones. A run killed
+half-way resumes without recomputing the shards whose .done.json exists; a folder written by another
+model or for other inputs is refused. unime.Index.from_shards reads this layout.
+
+Data-parallel: under torchrun (or with rank / world_size given) process r of W embeds the shards
+i with i % W == r, each process reading the same input list; when all are done, rank 0 writes the
+complete manifest and skipped.jsonl. Single-process runs also rewrite the manifest after each shard.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Optional
 
@@ -100,18 +105,43 @@ def _save_shard(path: str, array: np.ndarray, fmt: str) -> None:
     os.replace(tmp, path)
 
 
+def _rank_and_world(rank: Optional[int], world_size: Optional[int]) -> tuple[int, int]:
+    if rank is None and world_size is None:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    rank, world_size = rank or 0, world_size or 1
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in [0, world_size {world_size})")
+    return rank, world_size
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLike, *, shard_size: int = 10000,
-                     batch_size: int = 16, fmt: str = "npy", dtype: str = "float32", inputs_key: str = "",
-                     show_progress: Optional[bool] = None, **encode_options) -> dict:
+                     batch_size: int = 32, fmt: str = "npy", dtype: str = "float32", inputs_key: str = "",
+                     show_progress: Optional[bool] = None, rank: Optional[int] = None,
+                     world_size: Optional[int] = None, poll_seconds: float = 2.0, **encode_options) -> dict:
     """Embeds records into shards under out_dir (see the module docstring); returns the manifest.
 
     inputs_key: a description of the inputs (the command line's sources), checked on resume so a
-    folder is never continued with different inputs. encode_options go to Model.encode.
+    folder is never continued with different inputs. rank, world_size: this process's part of a
+    data-parallel run (default: torch.distributed's, else the RANK / WORLD_SIZE environment, else
+    0 of 1); without an initialised process group, rank 0 waits for the others' shards by polling
+    every poll_seconds. encode_options go to Model.encode.
     """
     if fmt not in ("npy", "safetensors"):
         raise ValueError(f"format must be 'npy' or 'safetensors', got {fmt!r}")
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
+    rank, world = _rank_and_world(rank, world_size)
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     manifest_path = os.path.join(out_dir, "manifest.json")
@@ -121,9 +151,8 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
     model_info = {"path": os.fspath(model.path), "fingerprint": model.fingerprint}
     manifest = {"dim": model.hidden_size, "model": model_info, **settings, "shards": [], "skipped": 0,
                 "complete": False}
-    if os.path.isfile(manifest_path):
-        with open(manifest_path, encoding="utf-8") as f:
-            old = json.load(f)
+
+    def check(old: dict) -> None:
         if old["model"]["fingerprint"] != model_info["fingerprint"]:
             raise ValueError(f"{out_dir} holds embeddings of another model ({old['model']['path']}, fingerprint "
                              f"{old['model']['fingerprint']}), not {model_info['path']} ({model_info['fingerprint']})")
@@ -131,15 +160,27 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
         if changed:
             raise ValueError(f"{out_dir} was written with other settings ({', '.join(changed)} differ); "
                              "use another output folder")
-        manifest = old
-    done = len(manifest["shards"])
-    skipped_path = os.path.join(out_dir, "skipped.jsonl")
-    if done == 0 and os.path.exists(skipped_path):
-        os.remove(skipped_path)
+
+    if rank == 0:
+        if os.path.isfile(manifest_path):
+            with open(manifest_path, encoding="utf-8") as f:
+                old = json.load(f)
+            check(old)
+            manifest = old
+        else:
+            _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
+    _barrier()
+    if rank != 0:
+        while not os.path.isfile(manifest_path):  # rank 0 writes it first (no process group: poll)
+            time.sleep(poll_seconds)
+        with open(manifest_path, encoding="utf-8") as f:
+            check(json.load(f))
     ext = "npy" if fmt == "npy" else "safetensors"
-    progress = tqdm(unit="input", desc="unime encode", disable=show_progress is False, initial=0)
-    shard: list[Record] = []
-    index = 0
+
+    def marker(number: int) -> str:
+        return os.path.join(out_dir, f"shard-{number:05d}.done.json")
+
+    progress = tqdm(unit="input", desc="unime encode", disable=show_progress is False or rank != 0)
 
     def flush(records: list[Record], number: int) -> None:
         good = [r for r in records if r.error is None]
@@ -157,29 +198,47 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
         _save_shard(os.path.join(out_dir, f"{name}.{ext}"), vectors.astype(dtype), fmt)
         _write_atomic(os.path.join(out_dir, f"{name}.ids.jsonl"),
                       "".join(json.dumps(r.id) + "\n" for r in good).encode())
-        if bad:
-            with open(skipped_path, "a", encoding="utf-8") as f:
-                f.writelines(json.dumps(b) + "\n" for b in bad)
-        manifest["shards"].append({"file": f"{name}.{ext}", "count": len(good), "ids": f"{name}.ids.jsonl"})
-        manifest["skipped"] += len(bad)
-        _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
+        entry = {"file": f"{name}.{ext}", "count": len(good), "ids": f"{name}.ids.jsonl"}
+        _write_atomic(marker(number), json.dumps({**entry, "skipped": bad}).encode())
+        if world == 1:  # the manifest lists finished shards as they come
+            manifest["shards"].append(entry)
+            manifest["skipped"] += len(bad)
+            _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
 
+    shard: list[Record] = []
+    count = 0
     for record in records:
-        if index // shard_size < done:  # finished before an interruption
-            index += 1
+        number = count // shard_size
+        count += 1
+        if number % world != rank or os.path.isfile(marker(number)):  # another rank's, or finished before
             progress.update(1)
             continue
         shard.append(record)
-        index += 1
-        if len(shard) == shard_size:
-            flush(shard, index // shard_size - 1)
+        if len(shard) == shard_size or count % shard_size == 0:
+            flush(shard, number)
             progress.update(len(shard))
             shard = []
     if shard:
-        flush(shard, (index - 1) // shard_size)
+        flush(shard, (count - 1) // shard_size)
         progress.update(len(shard))
     progress.close()
-    manifest["complete"] = True
-    manifest["count"] = sum(s["count"] for s in manifest["shards"])
-    _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
+    shards = (count + shard_size - 1) // shard_size
+    _barrier()
+    if rank == 0:
+        missing = [i for i in range(shards) if not os.path.isfile(marker(i))]
+        while missing:  # other processes still at work (no process group to wait on)
+            time.sleep(poll_seconds)
+            missing = [i for i in missing if not os.path.isfile(marker(i))]
+        entries = []
+        for i in range(shards):
+            with open(marker(i), encoding="utf-8") as f:
+                entries.append(json.load(f))
+        bad = [b for e in entries for b in e.pop("skipped")]
+        _write_atomic(os.path.join(out_dir, "skipped.jsonl"), "".join(json.dumps(b) + "\n" for b in bad).encode())
+        manifest.update(shards=entries, skipped=len(bad), complete=True, count=sum(e["count"] for e in entries))
+        _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
+    _barrier()
+    if rank != 0:
+        with open(manifest_path, encoding="utf-8") as f:
+            manifest = json.load(f)
     return manifest

@@ -1,0 +1,149 @@
+"""The encoding engine on a mixed workload: unime against transformers 4.48.3 (LlavaNextProcessor +
+LlavaNextForConditionalGeneration, padded batches as UniME evaluates) on the same LLaVA-NeXT weights,
+images and prompts, with the work counted in FLOPs and set against the machine's matmul peak.
+
+    python benchmarks/bench_encode_mixed.py [--layers 4] [--hidden 1024] [--vision-layers 4]
+        [--vision-hidden 512] [--batch 8] [--repeats 3] [--dtypes float32,bfloat16]
+
+Workload: 8 images from 200x800 to 1280x720 with LLaVA-1.6's real preprocessing (336-px tiles of
+14-px patches, its five grid pinpoints: 1176 to 2928 image tokens each) and UniME's image prompt,
+and 24 texts of 5 to 120 words with UniME's text prompt. The model has LLaVA-1.6's shapes at a
+smaller width and depth (CLIP --vision-layers x --vision-hidden, Mistral --layers x --hidden with
+head_dim 128 and GQA 4:1).
+
+Work: FLOPs of transformers' forward at batch size 1 (torch's FlopCounterMode; the LM head on the
+last token only), as the issue defines it; unime's own count is printed too (it skips the last
+CLIP layer, whose output LLaVA never uses, and computes the last decoder layer for the last token
+only). Prints inputs/s for both, the ratio, and unime's achieved FLOP/s (transformers' work / unime's
+time) as a fraction of the (2048 x 2048) matmul peak torch reaches in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
+
+import unime  # noqa: E402
+from flops import count_flops, matmul_peak  # noqa: E402
+from timing import median_seconds  # noqa: E402
+from tokenizer_assets import tokenizer_json  # noqa: E402
+
+WORDS = "the a red blue small dog cat runs over under river house bright image photo of near with".split()
+PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]  # LLaVA-1.6's
+IMAGE_PROMPT = "[INST] <image>\nSummary above image in one word: [/INST]"
+TEXT_PROMPT = "[INST] {}\nSummary above sentence in one word: [/INST]"
+
+
+def workload(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    sizes = [(200, 800), (1280, 720), (720, 1280), (480, 640), (640, 480), (336, 336), (300, 900), (1000, 750)]
+    texts, images = [], []
+    for h, w in sizes:
+        texts.append(None)
+        images.append(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    for n in np.linspace(5, 120, 24).astype(int):
+        texts.append(" ".join(rng.choice(WORDS, n)) + ".")
+        images.append(None)
+    return texts, images
+
+
+def save_model(path, args):
+    from transformers import (CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration,
+                              LlavaNextImageProcessor, LlavaNextProcessor, MistralConfig, PreTrainedTokenizerFast)
+
+    torch.manual_seed(0)
+    heads = args.hidden // 128
+    text = MistralConfig(vocab_size=32064, hidden_size=args.hidden, intermediate_size=args.hidden * 7 // 2,
+                         num_hidden_layers=args.layers, num_attention_heads=heads,
+                         num_key_value_heads=max(1, heads // 4), rope_theta=1e6, sliding_window=None,
+                         pad_token_id=32001)
+    vision = CLIPVisionConfig(hidden_size=args.vision_hidden, intermediate_size=args.vision_hidden * 4,
+                              num_hidden_layers=args.vision_layers, num_attention_heads=args.vision_hidden // 64,
+                              image_size=336, patch_size=14, projection_dim=args.hidden)
+    config = LlavaNextConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), image_token_index=32000,
+                             image_grid_pinpoints=PINPOINTS, vision_feature_layer=-2, attn_implementation="sdpa")
+    LlavaNextForConditionalGeneration(config).save_pretrained(path, safe_serialization=True)
+    image_processor = LlavaNextImageProcessor(image_grid_pinpoints=PINPOINTS)  # 336-px tiles, CLIP's mean/std
+    image_processor.save_pretrained(path)
+    shutil.copy(tokenizer_json("mistral_legacy"), os.path.join(path, "tokenizer.json"))
+    tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(path, "tokenizer.json"), bos_token="<s>",
+                                  eos_token="</s>", unk_token="<unk>", pad_token="<pad>", padding_side="left")
+    return LlavaNextProcessor(image_processor=image_processor, tokenizer=tok, patch_size=14,
+                              vision_feature_select_strategy="default", image_token="<image>",
+                              num_additional_image_tokens=1)
+
+
+def main() -> None:
+    from PIL import Image
+    from transformers import LlavaNextForConditionalGeneration
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--hidden", type=int, default=1024)
+    p.add_argument("--vision-layers", type=int, default=4)
+    p.add_argument("--vision-hidden", type=int, default=512)
+    p.add_argument("--batch", type=int, default=8, help="transformers' batch size (unime: its defaults)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--dtypes", default="float32,bfloat16")
+    args = p.parse_args()
+    texts, images = workload()
+    prompts = [IMAGE_PROMPT if t is None else TEXT_PROMPT.format(t) for t in texts]
+    n = len(prompts)
+    print(f"machine: {torch.get_num_threads()} torch threads; torch {torch.__version__}; LLaVA-NeXT-shaped model: "
+          f"CLIP {args.vision_layers} x {args.vision_hidden} (336-px tiles), Mistral {args.layers} x {args.hidden}; "
+          f"{sum(i is not None for i in images)} images + {sum(i is None for i in images)} texts")
+    header = (f"{'dtype':<10}{'peak TF/s':>10}{'work GF':>9}{'unime GF':>10}{'unime in/s':>12}{'hf in/s':>9}"
+              f"{'ratio':>7}{'unime TF/s':>12}{'of peak':>9}{'min cos':>9}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m")
+        processor = save_model(path, args)
+        pil = [None if i is None else Image.fromarray(i) for i in images]
+        for name in args.dtypes.split(","):
+            dtype = getattr(torch, name)
+            peak = matmul_peak(dtype)
+            model = unime.Model.from_pretrained(path, dtype=dtype)
+            hf = LlavaNextForConditionalGeneration.from_pretrained(path, torch_dtype=dtype,
+                                                                   attn_implementation="sdpa").eval()
+
+            def hf_forward(s, e):
+                ims = [im for im in pil[s:e] if im is not None]
+                inputs = processor(text=prompts[s:e], images=ims or None, padding=True, return_tensors="pt")
+                if "pixel_values" in inputs:
+                    inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+                # UniME's pooling: the last position of the last hidden state; the LM head on it only.
+                hidden = hf(**inputs, output_hidden_states=True, num_logits_to_keep=1).hidden_states[-1]
+                return hidden[:, -1].float()
+
+            def run_unime():
+                return model.encode(texts, images, show_progress=False)
+
+            def run_transformers():
+                with torch.inference_mode():
+                    out = [hf_forward(s, min(n, s + args.batch)) for s in range(0, n, args.batch)]
+                return F.normalize(torch.cat(out), dim=-1)
+
+            work = sum(count_flops(lambda i=i: hf_forward(i, i + 1)) for i in range(n))
+            ours_work = count_flops(lambda: model.encode(texts, images, show_progress=False, batch_size=1))
+            ours_t = median_seconds(run_unime, repeats=args.repeats, warmup=1)
+            ref_t = median_seconds(run_transformers, repeats=args.repeats, warmup=1)
+            cos = F.cosine_similarity(run_unime().float(), run_transformers(), dim=-1).min().item()
+            achieved = work / ours_t
+            rows.append(f"{name:<10}{peak / 1e12:>10.3f}{work / 1e9:>9.1f}{ours_work / 1e9:>10.1f}{n / ours_t:>12.2f}"
+                        f"{n / ref_t:>9.2f}{ref_t / ours_t:>7.2f}{achieved / 1e12:>12.3f}{achieved / peak:>9.1%}"
+                        f"{cos:>9.5f}")
+            print(header if len(rows) == 1 else "", rows[-1], sep="\n" if len(rows) == 1 else "")
+
+
+if __name__ == "__main__":
+    main()
