@@ -23,6 +23,13 @@ if ! command -v "$cxx" >/dev/null; then
   exit 2
 fi
 
+# nlohmann/json: the headers of the PyPI package in .venv (the library build's, cmake/NlohmannJson.cmake),
+# else the system's.
+json_include=()
+json_dir="$(.venv/bin/python -c "import importlib.util as u, os; s = u.find_spec('nlohmann_json'); \
+print(os.path.join(list(s.submodule_search_locations)[0], 'include') if s else '')" 2>/dev/null || true)"
+[ -n "$json_dir" ] && json_include=(-isystem "$json_dir")
+
 binary="$outdir/safetensors_header_fuzzer"
 sources=(fuzz/safetensors_header_fuzzer.cc csrc/core/safetensors_reader.cc csrc/core/util/*.cc)
 headers=(csrc/core/safetensors.h csrc/core/errors.h csrc/core/util/*.h)
@@ -42,7 +49,7 @@ build_fuzzer() {
     echo "run_fuzz: building $binary"
     # -ffp-contract=off: the image code is built that way (CMakeLists.txt) for Pillow-exact rounding.
     (set -x; "$cxx" -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined \
-      -fno-sanitize-recover=undefined -ffp-contract=off -Icsrc "${sources[@]}" -o "$binary")
+      -fno-sanitize-recover=undefined -ffp-contract=off -Icsrc "${json_include[@]}" "${sources[@]}" -o "$binary")
   else
     echo "run_fuzz: $binary is up to date"
   fi
