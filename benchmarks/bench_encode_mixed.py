@@ -11,8 +11,8 @@ and 24 texts of 5 to 120 words with UniME's text prompt. The model has LLaVA-1.6
 smaller width and depth (CLIP --vision-layers x --vision-hidden, Mistral --layers x --hidden with
 head_dim 128 and GQA 4:1).
 
-Work: FLOPs of transformers' forward at batch size 1 (torch's FlopCounterMode; the LM head on the
-last token only), as the issue defines it; unime's own count is printed too (it skips the last
+Work: FLOPs of transformers' forward at batch size 1 (torch's FlopCounterMode; the LM head left
+out), as the issue defines it; unime's own count is printed too (it skips the last
 CLIP layer, whose output LLaVA never uses, and computes the last decoder layer for the last token
 only). Prints inputs/s for both, the ratio, and unime's achieved FLOP/s (transformers' work / unime's
 time) as a fraction of the (2048 x 2048) matmul peak torch reaches in the same run.
@@ -73,11 +73,13 @@ def save_model(path, args):
     config = LlavaNextConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), image_token_index=32000,
                              image_grid_pinpoints=PINPOINTS, vision_feature_layer=-2, attn_implementation="sdpa")
     LlavaNextForConditionalGeneration(config).save_pretrained(path, safe_serialization=True)
-    image_processor = LlavaNextImageProcessor(image_grid_pinpoints=PINPOINTS)  # 336-px tiles, CLIP's mean/std
+    image_processor = LlavaNextImageProcessor(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336},
+                                              image_grid_pinpoints=PINPOINTS)  # 336-px tiles, CLIP mean/std
     image_processor.save_pretrained(path)
     shutil.copy(tokenizer_json("mistral_legacy"), os.path.join(path, "tokenizer.json"))
     tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(path, "tokenizer.json"), bos_token="<s>",
-                                  eos_token="</s>", unk_token="<unk>", pad_token="<pad>", padding_side="left")
+                                  eos_token="</s>", unk_token="<unk>", pad_token="<pad>", padding_side="left",
+                                  model_input_names=["input_ids", "attention_mask"])
     return LlavaNextProcessor(image_processor=image_processor, tokenizer=tok, patch_size=14,
                               vision_feature_select_strategy="default", image_token="<image>",
                               num_additional_image_tokens=1)

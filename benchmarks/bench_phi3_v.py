@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
 import unime  # noqa: E402
 from phi3_v_fixture import TINY_CONFIG, image, reference_model, save_tiny_checkpoint  # noqa: E402
 from reference import phi3_v as ref  # noqa: E402
+from flops import count_flops, matmul_peak  # noqa: E402
 from timing import median_seconds  # noqa: E402
 from tokenizer_assets import tokenizer_json  # noqa: E402
 
@@ -71,7 +72,8 @@ def main() -> None:
           f"CLIP 1024 x {args.vision_layers} layers, decoder {args.layers} x {args.hidden}; "
           f"num_crops {args.num_crops}; "
           f"{sum(i is not None for i in images)} images + {sum(i is None for i in images)} texts")
-    print(f"{'dtype':<10}{'unime inputs/s':>16}{'reference inputs/s':>20}{'ratio':>8}{'min cosine':>12}")
+    print(f"{'dtype':<10}{'unime inputs/s':>16}{'reference inputs/s':>20}{'ratio':>8}{'min cosine':>12}"
+          f"{'work GF':>9}{'peak TF/s':>11}{'unime of peak':>15}")
     with tempfile.TemporaryDirectory() as tmp:
         path = save_tiny_checkpoint(os.path.join(tmp, "m"), str(tokenizer_json("phi3")), args.num_crops, config)
         for name in args.dtypes.split(","):
@@ -100,7 +102,10 @@ def main() -> None:
             ref_t = median_seconds(run_reference, repeats=args.repeats, warmup=1)
             cos = F.cosine_similarity(torch.as_tensor(run_unime()).float(), run_reference(), dim=-1).min().item()
             n = len(prompts)
-            print(f"{name:<10}{n / ours_t:>16.2f}{n / ref_t:>20.2f}{ref_t / ours_t:>8.2f}{cos:>12.5f}")
+            # Work: the reference's FLOPs at batch size 1 (every crop through every CLIP layer it runs).
+            work, peak = count_flops(run_reference), matmul_peak(dtype)
+            print(f"{name:<10}{n / ours_t:>16.2f}{n / ref_t:>20.2f}{ref_t / ours_t:>8.2f}{cos:>12.5f}"
+                  f"{work / 1e9:>9.1f}{peak / 1e12:>11.3f}{work / ours_t / peak:>15.1%}")
 
 
 if __name__ == "__main__":

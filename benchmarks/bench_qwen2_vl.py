@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
 
 import unime  # noqa: E402
+from flops import count_flops, matmul_peak  # noqa: E402
 from timing import median_seconds  # noqa: E402
 from tokenizer_assets import tokenizer_json  # noqa: E402
 
@@ -87,7 +88,8 @@ def main() -> None:
     print(f"machine: {torch.get_num_threads()} torch threads; torch {torch.__version__}; Qwen2-VL-shaped model: "
           f"vision 1280 x {args.vision_layers} blocks, decoder {args.layers} x {args.hidden}; batch {args.batch}; "
           f"{sum(i is not None for i in images)} images + {sum(i is None for i in images)} texts")
-    print(f"{'dtype':<10}{'unime inputs/s':>16}{'transformers inputs/s':>23}{'ratio':>8}{'min cosine':>12}")
+    print(f"{'dtype':<10}{'unime inputs/s':>16}{'transformers inputs/s':>23}{'ratio':>8}{'min cosine':>12}"
+          f"{'work GF':>9}{'peak TF/s':>11}{'unime of peak':>15}")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "m")
         tok = save_model(path, args)
@@ -104,25 +106,29 @@ def main() -> None:
                 return model.encode(texts, images, instruction=instructions, batch_size=args.batch,
                                     show_progress=False)
 
+            def hf_forward(s, e):
+                ims = [Image.fromarray(i) for i in images[s:e] if i is not None]
+                inputs = processor(text=list(prompts[s:e]), images=ims or None, padding=True, return_tensors="pt")
+                if "pixel_values" in inputs:
+                    inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+                hf.rope_deltas = None  # positions from get_rope_index on every call (see docs/models.md)
+                hidden = hf(**inputs, output_hidden_states=True).hidden_states[-1]
+                return hidden[:, -1].float()
+
             def run_transformers():
-                out = []
                 with torch.inference_mode():
-                    for s in range(0, len(prompts), args.batch):
-                        ims = [Image.fromarray(i) for i in images[s:s + args.batch] if i is not None]
-                        inputs = processor(text=list(prompts[s:s + args.batch]), images=ims or None, padding=True,
-                                           return_tensors="pt")
-                        if "pixel_values" in inputs:
-                            inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
-                        hf.rope_deltas = None  # positions from get_rope_index on every call (see docs/models.md)
-                        hidden = hf(**inputs, output_hidden_states=True).hidden_states[-1]
-                        out.append(hidden[:, -1].float())
+                    out = [hf_forward(s, s + args.batch) for s in range(0, len(prompts), args.batch)]
                 return F.normalize(torch.cat(out), dim=-1)
 
             ours_t = median_seconds(run_unime, repeats=args.repeats, warmup=1)
             ref_t = median_seconds(run_transformers, repeats=args.repeats, warmup=1)
             cos = F.cosine_similarity(run_unime().float(), run_transformers(), dim=-1).min().item()
             n = len(prompts)
-            print(f"{name:<10}{n / ours_t:>16.2f}{n / ref_t:>23.2f}{ref_t / ours_t:>8.2f}{cos:>12.5f}")
+            # Work: transformers' FLOPs at batch size 1, less its LM head (count_flops leaves lm_head out).
+            work = sum(count_flops(lambda i=i: hf_forward(i, i + 1)) for i in range(n))
+            peak = matmul_peak(dtype)
+            print(f"{name:<10}{n / ours_t:>16.2f}{n / ref_t:>23.2f}{ref_t / ours_t:>8.2f}{cos:>12.5f}"
+                  f"{work / 1e9:>9.1f}{peak / 1e12:>11.3f}{work / ours_t / peak:>15.1%}")
 
 
 if __name__ == "__main__":

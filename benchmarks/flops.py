@@ -11,11 +11,14 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs of the ATen operations `fn` runs (inference mode)."""
+def count_flops(fn: Callable[[], object], exclude: str = "lm_head") -> int:
+    """FLOPs of the ATen operations `fn` runs (inference mode), less those inside torch modules named
+    `exclude` (the LM head: an embedding model needs no logits)."""
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         fn()
-    return counter.get_total_flops()
+    excluded = sum(sum(ops.values()) for name, ops in counter.get_flop_counts().items()
+                   if exclude and name.split(".")[-1] == exclude)
+    return counter.get_total_flops() - excluded
 
 
 def matmul_peak(dtype: torch.dtype, device: str = "cpu", n: int = 2048, seconds: float = 2.0) -> float:
