@@ -29,7 +29,9 @@ def check_torch_version() -> None:
         return
     if built.split("+")[0] != torch.__version__.split("+")[0]:
         raise ImportError(
-            f"unime was built against torch {built} but torch {torch.__version__} is installed. "
-            f"Reinstall unime against this torch (`pip install --no-build-isolation --force-reinstall .`) "
-            f"or install torch=={built.split('+')[0]}."
+            f"unime was built against torch {built} but torch {torch.__version__} is installed, and LibTorch "
+            f"extensions only load with the torch they were built against. Install that torch "
+            f"(pip install torch=={built.split('+')[0]}), or build unime from source against this one: "
+            f"pip install --no-build-isolation --no-deps --force-reinstall --no-binary unime unime "
+            f"(`pip install --no-build-isolation .` in a checkout). See docs/install.md."
         )

@@ -1,7 +1,10 @@
 """The package imports cheaply and says what it was built against."""
 
+import re
 import subprocess
 import sys
+
+import pytest
 
 import unime
 
@@ -21,3 +24,17 @@ def test_ops_are_registered():
     import torch
 
     assert hasattr(torch.ops.unime, "rms_norm")
+
+
+def test_another_torch_is_refused_saying_what_to_do(monkeypatch):
+    # What a user sees with a torch other than the build's (docs/install.md quotes it).
+    import torch
+
+    from unime import _build
+
+    monkeypatch.setattr(_build, "_built_torch_version", lambda: "2.10.0+cu128")
+    with pytest.raises(ImportError, match=re.escape(f"built against torch 2.10.0+cu128 but torch {torch.__version__} "
+                                                    f"is installed")) as info:
+        _build.check_torch_version()
+    message = str(info.value)
+    assert "pip install torch==2.10.0" in message and "--no-binary unime" in message and "docs/install.md" in message
