@@ -9,6 +9,7 @@
 #include "core/json_file.h"
 #include "model/activation_checkpoint.h"
 #include "model/config.h"
+#include "ops/ops.h"
 
 namespace unime::model {
 
@@ -60,7 +61,7 @@ ClipMlp::ClipMlp(const ClipVisionConfig& c) : quick_gelu_(c.hidden_act == "quick
 
 at::Tensor ClipMlp::forward(const at::Tensor& x) const {
   auto m = fc1->forward(x);
-  m = quick_gelu_ ? m * at::sigmoid(1.702 * m) : at::gelu(m);
+  m = quick_gelu_ ? ops::quick_gelu(m) : at::gelu(m);
   return fc2->forward(m);
 }
 

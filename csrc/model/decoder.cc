@@ -6,6 +6,7 @@
 
 #include "core/errors.h"
 #include "model/activation_checkpoint.h"
+#include "ops/ops.h"
 
 namespace unime::model {
 
@@ -92,9 +93,9 @@ at::Tensor MLP::forward(const at::Tensor& x) const {
   if (gate_up_proj) {
     auto gu = gate_up_proj->forward(x);
     const auto half = gu.size(-1) / 2;
-    return down_proj->forward(at::silu(gu.narrow(-1, 0, half)) * gu.narrow(-1, half, half));
+    return down_proj->forward(ops::gated_silu(gu.narrow(-1, 0, half), gu.narrow(-1, half, half)));
   }
-  return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));
+  return down_proj->forward(ops::gated_silu(gate_proj->forward(x), up_proj->forward(x)));
 }
 
 DecoderLayer::DecoderLayer(const DecoderConfig& c) {

@@ -12,6 +12,7 @@
 #include "model/decoder_weight_map.h"
 #include "model/packed_attention.h"
 #include "model/rotary.h"
+#include "ops/ops.h"
 
 namespace unime::model {
 
@@ -199,7 +200,7 @@ at::Tensor Qwen2VisionBlock::forward(const at::Tensor& x, const at::Tensor& angl
                               false, 1.0 / std::sqrt(static_cast<double>(head_dim_)));
   auto h = x + proj->forward(out.reshape({S, -1}));
   auto m = fc1->forward(norm2->forward(h));
-  m = quick_gelu_ ? m * at::sigmoid(1.702 * m) : at::gelu(m);
+  m = quick_gelu_ ? ops::quick_gelu(m) : at::gelu(m);
   return h + fc2->forward(m);
 }
 

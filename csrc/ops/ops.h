@@ -22,6 +22,18 @@ at::Tensor rms_norm_reference(const at::Tensor& x, const at::Tensor& weight, dou
 // Argument checks shared by every kernel of rms_norm; messages name the op and argument.
 void check_rms_norm_args(const at::Tensor& x, const at::Tensor& weight, double eps);
 
+// Fused activations (one pass over the data on CPU; the reference maths elsewhere). Each step is
+// rounded to the input dtype as the unfused expression rounds it, so fused and unfused agree.
+// SwiGLU's gate: silu(gate) * up. gate and up: same shape, dtype and device. Returns a contiguous tensor.
+at::Tensor gated_silu(const at::Tensor& gate, const at::Tensor& up);
+// CLIP's QuickGELU: x * sigmoid(1.702 * x). Returns a contiguous tensor of x's shape and dtype.
+at::Tensor quick_gelu(const at::Tensor& x);
+inline constexpr double kQuickGeluAlpha = 1.702;
+at::Tensor gated_silu_reference(const at::Tensor& gate, const at::Tensor& up);
+at::Tensor quick_gelu_reference(const at::Tensor& x);
+void check_gated_silu_args(const at::Tensor& gate, const at::Tensor& up);
+void check_quick_gelu_args(const at::Tensor& x);
+
 // A Linear with a LoRA adapter (PEFT's maths): linear(x, weight, bias) + scaling * lora_b(lora_a(lora_x)),
 // the adapter term computed in lora_a's dtype and added in the base output's dtype. x: (..., in);
 // weight: (out, in); lora_a: (r, in); lora_b: (out, r); lora_x: the adapter's input (x after dropout,

@@ -10,6 +10,10 @@
 TORCH_LIBRARY(unime, m) {
   // x (..., D), weight (D,) -> (..., D): Llama's RMSNorm, normalised in fp32, returned in x's dtype.
   m.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
+  // gate, up (...) -> (...): silu(gate) * up, SwiGLU's product, in one pass.
+  m.def("gated_silu(Tensor gate, Tensor up) -> Tensor");
+  // x (...) -> (...): x * sigmoid(1.702 x), CLIP's QuickGELU, in one pass.
+  m.def("quick_gelu(Tensor x) -> Tensor");
   // x (..., in), weight (out, in), lora_a (r, in), lora_b (out, r) -> (..., out): PEFT's LoRA Linear.
   m.def(
       "lora_linear(Tensor x, Tensor weight, Tensor? bias, Tensor lora_a, Tensor lora_b, float scaling, "
@@ -37,6 +41,18 @@ namespace unime::ops {
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("unime::rms_norm", "").typed<decltype(rms_norm)>();
   return op.call(x, weight, eps);
+}
+
+at::Tensor gated_silu(const at::Tensor& gate, const at::Tensor& up) {
+  static auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("unime::gated_silu", "").typed<decltype(gated_silu)>();
+  return op.call(gate, up);
+}
+
+at::Tensor quick_gelu(const at::Tensor& x) {
+  static auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("unime::quick_gelu", "").typed<decltype(quick_gelu)>();
+  return op.call(x);
 }
 
 at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,

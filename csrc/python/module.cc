@@ -1,4 +1,9 @@
 // PYBIND11_MODULE(_C): the extension module. Importing it also registers torch.ops.unime.*.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+
 #include "python/bindings.h"
 
 PYBIND11_MODULE(_C, m) {
@@ -10,6 +15,18 @@ PYBIND11_MODULE(_C, m) {
 #else
   m.attr("__with_cuda__") = false;
 #endif
+  // How many threads an at::parallel_for of the C++ core runs on: 1 in a build without OpenMP, where
+  // torch's inline `#pragma omp parallel` compiles to nothing (a regression the tests catch).
+  m.def("_parallel_for_threads", [] {
+    std::atomic<int> threads{1};
+    at::parallel_for(0, 1 << 12, 1, [&](int64_t, int64_t) {
+      const int mine = at::get_thread_num() + 1;
+      int seen = threads.load();
+      while (mine > seen && !threads.compare_exchange_weak(seen, mine)) {
+      }
+    });
+    return threads.load();
+  });
   unime::python::register_error_translators(m);
   unime::python::bind_model(m);
   unime::python::bind_checkpoint(m);

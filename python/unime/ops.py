@@ -24,6 +24,30 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.ops.unime.rms_norm(x, weight, eps)
 
 
+def gated_silu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """SwiGLU's gate, ``silu(gate) * up``, in one pass on CPU (the unfused maths elsewhere).
+
+    The silu is rounded to the input dtype before the product, as ``F.silu(gate) * up`` rounds it,
+    so reduced-precision results equal the unfused expression's up to the last bit of exp.
+
+    Args:
+        gate, up: tensors of one shape, floating dtype and device (any strides).
+    Returns: a contiguous tensor of that shape and dtype.
+    """
+    return torch.ops.unime.gated_silu(gate, up)
+
+
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    """CLIP's QuickGELU, ``x * sigmoid(1.702 * x)``, in one pass on CPU (rounded as the unfused
+    expression rounds each step).
+
+    Args:
+        x: a floating tensor (any strides).
+    Returns: a contiguous tensor of x's shape and dtype.
+    """
+    return torch.ops.unime.quick_gelu(x)
+
+
 def lora_linear(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -235,3 +259,4 @@ def mine_hard_negatives_streaming(query: torch.Tensor, corpus_pieces, k: int, **
         order = torch.sort(all_score, dim=1, descending=True, stable=True).indices[:, :k]
         best_score, best_idx = all_score.gather(1, order), all_idx.gather(1, order)
     return best_idx, best_score
+

@@ -76,7 +76,10 @@ def test_two_ranks_equal_one_rank_with_the_same_global_batch(checkpoint, tmp_pat
     a, b = adapters(tmp_path / "one"), adapters(tmp_path / "two")
     diff = max((a[k] - b[k]).abs().max().item() for k in a)
     print(f"{stage}: 1 rank vs 2 ranks, max adapter difference after 10 steps {diff:.2e}")
-    assert diff <= 1e-6
+    # fp32: two ranks sum two half-batch gradients where one rank sums one batch, and Adam's division by
+    # sqrt(v) magnifies that last-bit difference over 10 steps. Measured 2.2e-6 (adapter values up to
+    # 0.15, i.e. 1.5e-5 relative) since the fused activations changed the last bits of exp; under 1e-6 before.
+    assert diff <= 5e-6
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert one.keys() == two.keys() and max(abs(one[k] - two[k]) for k in one) <= 1e-5
 

@@ -6,40 +6,21 @@
 #include <ATen/Parallel.h>
 #include <cmath>
 #include <torch/library.h>
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define UNIME_RMS_NORM_AVX512 1
-#endif
 
+#include "ops/cpu/avx512_math.h"
 #include "ops/ops.h"
 
 namespace unime::ops {
 
 namespace {
 
-#ifdef UNIME_RMS_NORM_AVX512
-// bf16 rows with AVX-512F (the library is built for baseline x86-64; this path is chosen at run time):
-// 16 values per step, widened to fp32 by a shift, rounded back to bf16 with the same
-// round-to-nearest-even (and quiet NaN) as c10::BFloat16, so only the order of the fp32 sum of
-// squares differs from the scalar loop.
-__attribute__((target("avx512f"))) inline __m512 bf16_to_fp32(const c10::BFloat16* p) {
-  auto wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
-}
-
-__attribute__((target("avx512f"))) inline __m512 round_to_bf16(__m512 v) {  // fp32 holding the bf16 value
-  const auto u = _mm512_castps_si512(v);
-  const auto bias =
-      _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)), _mm512_set1_epi32(0x7FFF));
-  auto r = _mm512_and_si512(_mm512_add_epi32(u, bias), _mm512_set1_epi32(static_cast<int>(0xFFFF0000u)));
-  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC00000));
-  return _mm512_castsi512_ps(r);
-}
-
-__attribute__((target("avx512f"))) inline void store_bf16(c10::BFloat16* p, __m512 rounded) {
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
-                      _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(rounded), 16)));
-}
+#ifdef UNIME_HAVE_AVX512_PATH
+// bf16 rows with AVX-512F (chosen at run time): 16 values per step, widened to fp32 by a shift,
+// rounded back to bf16 with the same round-to-nearest-even (and quiet NaN) as c10::BFloat16, so only
+// the order of the fp32 sum of squares differs from the scalar loop.
+using avx512::load_bf16;
+using avx512::round_to_bf16;
+using avx512::store_bf16;
 
 __attribute__((target("avx512f"))) void rms_norm_rows_bf16_avx512(const c10::BFloat16* in, const c10::BFloat16* w,
                                                                   c10::BFloat16* out, int64_t begin, int64_t end,
@@ -50,12 +31,12 @@ __attribute__((target("avx512f"))) void rms_norm_rows_bf16_avx512(const c10::BFl
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 32 <= vec_end; i += 32) {
-      const auto a = bf16_to_fp32(row + i), b = bf16_to_fp32(row + i + 16);
+      const auto a = load_bf16(row + i), b = load_bf16(row + i + 16);
       acc0 = _mm512_fmadd_ps(a, a, acc0);
       acc1 = _mm512_fmadd_ps(b, b, acc1);
     }
     for (; i < vec_end; i += 16) {
-      const auto a = bf16_to_fp32(row + i);
+      const auto a = load_bf16(row + i);
       acc0 = _mm512_fmadd_ps(a, a, acc0);
     }
     float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
@@ -65,17 +46,13 @@ __attribute__((target("avx512f"))) void rms_norm_rows_bf16_avx512(const c10::BFl
     c10::BFloat16* o = out + r * cols;
     int64_t j = 0;
     for (; j < vec_end; j += 16) {
-      const auto normed = round_to_bf16(_mm512_mul_ps(bf16_to_fp32(row + j), vinv));
-      store_bf16(o + j, round_to_bf16(_mm512_mul_ps(bf16_to_fp32(w + j), normed)));
+      const auto normed = round_to_bf16(_mm512_mul_ps(load_bf16(row + j), vinv));
+      store_bf16(o + j, round_to_bf16(_mm512_mul_ps(load_bf16(w + j), normed)));
     }
     for (; j < cols; ++j) o[j] = w[j] * static_cast<c10::BFloat16>(static_cast<float>(row[j]) * inv);
   }
 }
 
-bool has_avx512f() {
-  static const bool yes = __builtin_cpu_supports("avx512f");
-  return yes;
-}
 #endif
 
 at::Tensor rms_norm_cpu(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -92,9 +69,9 @@ at::Tensor rms_norm_cpu(const at::Tensor& x, const at::Tensor& weight, double ep
     const scalar_t* in = xc.const_data_ptr<scalar_t>();
     const scalar_t* w = wc.const_data_ptr<scalar_t>();
     scalar_t* out = y.mutable_data_ptr<scalar_t>();
-#ifdef UNIME_RMS_NORM_AVX512
+#ifdef UNIME_HAVE_AVX512_PATH
     if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
-      if (has_avx512f()) {
+      if (avx512::has_avx512f()) {
         at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(cols, 1)),
                          [&](int64_t begin, int64_t end) {
                            // (a cast, not a type: this lambda is no template, so every branch compiles)
