@@ -4,6 +4,9 @@
 
 rms_norm: torch.ops.unime.rms_norm (fused CUDA kernel / CPU kernel) vs the reference maths
 (tests/reference/rms_norm.py, what transformers' LlamaRMSNorm computes), on decoder-sized inputs.
+gated_silu / quick_gelu: the fused activations vs the unfused expressions the models used
+(F.silu(gate) * up; x * sigmoid(1.702 x)), on the shapes of the mixed-workload benchmark's Mistral MLP
+and CLIP MLP (bench_encode_mixed.py).
 Prints GB/s of input read + output written (fastest of 50 runs, see benchmarks/timing.py), for
 each, and the ratio.
 """
@@ -41,6 +44,20 @@ def main() -> None:
             name = str(dtype).removeprefix("torch.")
             print(f"{str(shape):<22}{name:<10}{moved / t_ours / 1e9:>12.1f}{moved / t_ref / 1e9:>16.1f}"
                   f"{t_ref / t_ours:>8.2f}")
+    print(f"{'activation, shape':<30}{'dtype':<10}{'unime GB/s':>12}{'unfused GB/s':>14}{'ratio':>8}")
+    for name, shape, fused, unfused, inputs in [
+        ("gated_silu", (4096, 3584), unime.ops.gated_silu, lambda g, u: torch.nn.functional.silu(g) * u, 2),
+        ("quick_gelu", (4616, 2048), unime.ops.quick_gelu, lambda x: x * torch.sigmoid(1.702 * x), 1),
+    ]:
+        for dtype in (torch.bfloat16, torch.float32):
+            args_ = [torch.randn(shape, device=args.device, dtype=dtype) * 3 for _ in range(inputs)]
+            moved = (inputs + 1) * args_[0].numel() * args_[0].element_size()
+            with torch.inference_mode():
+                t_ours = min_seconds(lambda: fused(*args_), args.device)
+                t_ref = min_seconds(lambda: unfused(*args_), args.device)
+            label = f"{name} {shape}"
+            print(f"{label:<30}{str(dtype).removeprefix('torch.'):<10}{moved / t_ours / 1e9:>12.1f}"
+                  f"{moved / t_ref / 1e9:>14.1f}{t_ref / t_ours:>8.2f}")
 
 
 if __name__ == "__main__":

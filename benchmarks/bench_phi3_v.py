@@ -33,21 +33,15 @@ from reference import phi3_v as ref  # noqa: E402
 from flops import count_flops, matmul_peak  # noqa: E402
 from timing import median_seconds  # noqa: E402
 from tokenizer_assets import tokenizer_json  # noqa: E402
+from workload import IMAGE_SIZES, texts  # noqa: E402
 
-WORDS = "the a red blue small dog cat runs over under river house bright image photo of near with".split()
 
 
 def workload(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    sizes = [(200, 800), (1280, 720), (720, 1280), (480, 640), (640, 480), (336, 336), (300, 900), (1000, 750)]
-    prompts, images = [], []
-    for i, (h, w) in enumerate(sizes):
-        prompts.append("<|image_1|>\nRepresent the given image for retrieval of a matching caption.\n")
-        images.append(image(100 + i, h, w))
-    for n in np.linspace(5, 120, 24).astype(int):
-        prompts.append(" ".join(rng.choice(WORDS, n)) + ".")
-        images.append(None)
-    return prompts, images
+    prompt = "<|image_1|>\nRepresent the given image for retrieval of a matching caption.\n"
+    images = [image(100 + i, h, w) for i, (h, w) in enumerate(IMAGE_SIZES)]
+    sentences = texts(np.random.default_rng(seed))
+    return [prompt] * len(images) + sentences, images + [None] * len(sentences)
 
 
 def main() -> None:

@@ -29,8 +29,8 @@ import unime  # noqa: E402
 from flops import count_flops, matmul_peak  # noqa: E402
 from timing import median_seconds  # noqa: E402
 from tokenizer_assets import tokenizer_json  # noqa: E402
+from workload import IMAGE_SIZES, random_image, texts  # noqa: E402
 
-WORDS = "the a red blue small dog cat runs over under river house bright image photo of near with".split()
 # 64 to 256 merged tokens per image: transformers' vision attention builds one dense (patches x patches)
 # mask over every image of a batch, which at UniME-V2's 1280 tokens per image needs tens of GB here.
 PIXELS = {"min_pixels": 64 * 28 * 28, "max_pixels": 256 * 28 * 28}
@@ -38,15 +38,9 @@ PIXELS = {"min_pixels": 64 * 28 * 28, "max_pixels": 256 * 28 * 28}
 
 def workload(seed: int = 0):
     rng = np.random.default_rng(seed)
-    sizes = [(200, 800), (1280, 720), (720, 1280), (480, 640), (640, 480), (336, 336), (300, 900), (1000, 750)]
-    texts, images = [], []
-    for h, w in sizes:
-        texts.append("a photo for retrieval")
-        images.append(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-    for n in np.linspace(5, 120, 24).astype(int):
-        texts.append(" ".join(rng.choice(WORDS, n)) + ".")
-        images.append(None)
-    return texts, images
+    images = [random_image(rng, h, w) for h, w in IMAGE_SIZES]
+    sentences = texts(rng)
+    return ["a photo for retrieval"] * len(images) + sentences, images + [None] * len(sentences)
 
 
 def save_model(path, args):

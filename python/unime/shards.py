@@ -206,15 +206,17 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
             _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
 
     shard: list[Record] = []
-    count = 0
+    count, number, skip = 0, -1, False
     for record in records:
-        number = count // shard_size
+        if count // shard_size != number:  # a new shard: decided once, not per record
+            number = count // shard_size
+            skip = number % world != rank or os.path.isfile(marker(number))  # another rank's, or finished
         count += 1
-        if number % world != rank or os.path.isfile(marker(number)):  # another rank's, or finished before
+        if skip:
             progress.update(1)
             continue
         shard.append(record)
-        if len(shard) == shard_size or count % shard_size == 0:
+        if count % shard_size == 0:  # the shard's last input
             flush(shard, number)
             progress.update(len(shard))
             shard = []
