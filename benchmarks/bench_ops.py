@@ -9,6 +9,11 @@ gated_silu / quick_gelu: the fused activations vs the unfused expressions the mo
 and CLIP MLP (bench_encode_mixed.py).
 Prints GB/s of input read + output written (fastest of 50 runs, see benchmarks/timing.py), for
 each, and the ratio.
+
+attention (CPU, bf16): the AVX512-BF16 kernel (csrc/ops/cpu/attention_cpu.cc) vs torch's CPU flash
+kernel through the same packed-attention call (switched with unime._C._use_cpu_bf16_attention), on
+the mixed benchmark's shapes: 33 CLIP tiles of 577 tokens, LLaVA-NeXT image sequences (causal, GQA
+8:2, head_dim 128), short texts. Prints TFLOP/s (4 n^2 H d per sequence, halved when causal).
 """
 
 from __future__ import annotations
@@ -58,6 +63,32 @@ def main() -> None:
             label = f"{name} {shape}"
             print(f"{label:<30}{str(dtype).removeprefix('torch.'):<10}{moved / t_ours / 1e9:>12.1f}"
                   f"{moved / t_ref / 1e9:>14.1f}{t_ref / t_ours:>8.2f}")
+    bench_attention(args.device)
+
+
+def bench_attention(device: str) -> None:
+    from unime import _C
+
+    if device != "cpu":
+        return
+    print(f"{'attention (bf16)':<44}{'unime TF/s':>12}{'torch TF/s':>12}{'ratio':>8}")
+    for label, lengths, heads, kv_heads, dim, causal in [
+        ("CLIP: 33 x 577, 8 heads, d 64", [577] * 33, 8, 8, 64, False),
+        ("images: 2370/2900/1176, 8:2 heads, d 128", [2370, 2900, 1176], 8, 2, 128, True),
+        ("texts: 24 x 120, causal", [120] * 24, 8, 2, 128, True),
+    ]:
+        T = sum(lengths)
+        q = torch.randn(T, heads, dim).bfloat16()
+        k, v = torch.randn(T, kv_heads, dim).bfloat16(), torch.randn(T, kv_heads, dim).bfloat16()
+        flops = sum(4 * n * n * heads * dim * (0.5 if causal else 1) for n in lengths)
+        times = []
+        for enabled in (True, False):
+            before = _C._use_cpu_bf16_attention(enabled)
+            with torch.inference_mode():
+                times.append(min_seconds(lambda: _C.nn.packed_attention(q, k, v, lengths, causal=causal), device,
+                                         repeats=10))
+            _C._use_cpu_bf16_attention(before)
+        print(f"{label:<44}{flops / times[0] / 1e12:>12.3f}{flops / times[1] / 1e12:>12.3f}{times[1] / times[0]:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <torch/nn/modules/container/modulelist.h>
+#include <vector>
 
 #include "core/errors.h"
 #include "core/json_file.h"
 #include "model/activation_checkpoint.h"
 #include "model/config.h"
+#include "ops/cpu/attention_cpu.h"
 #include "ops/ops.h"
 
 namespace unime::model {
@@ -48,10 +50,18 @@ ClipAttention::ClipAttention(const ClipVisionConfig& c) : num_heads_(c.num_atten
 
 at::Tensor ClipAttention::forward(const at::Tensor& x) const {
   const auto N = x.size(0), T = x.size(1);
-  auto heads = [&](const at::Tensor& t) { return t.view({N, T, num_heads_, -1}).transpose(1, 2); };
-  auto q = heads(q_proj->forward(x)), k = heads(k_proj->forward(x)), v = heads(v_proj->forward(x));
+  auto split = [&](const at::Tensor& t) { return t.view({N, T, num_heads_, -1}); };  // (N, T, H, d)
+  auto q = split(q_proj->forward(x)), k = split(k_proj->forward(x)), v = split(v_proj->forward(x));
   // Bidirectional attention over all tokens; scale 1/sqrt(head_dim) (SDPA's default).
-  return out_proj->forward(at::scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape({N, T, -1}));
+  if (ops::cpu_bf16_attention_applies(q[0], k[0], v[0])) {  // per image, in the (T, H, d) layout
+    const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
+    std::vector<at::Tensor> outs;
+    outs.reserve(N);
+    for (int64_t n = 0; n < N; ++n) outs.push_back(ops::cpu_bf16_attention(q[n], k[n], v[n], false, scale));
+    return out_proj->forward(at::stack(outs).view({N, T, -1}));
+  }
+  auto t = [](const at::Tensor& y) { return y.transpose(1, 2); };  // (N, H, T, d)
+  return out_proj->forward(at::scaled_dot_product_attention(t(q), t(k), t(v)).transpose(1, 2).reshape({N, T, -1}));
 }
 
 ClipMlp::ClipMlp(const ClipVisionConfig& c) : quick_gelu_(c.hidden_act == "quick_gelu") {

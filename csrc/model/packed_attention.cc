@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/errors.h"
+#include "ops/cpu/attention_cpu.h"
 
 namespace unime::model {
 
@@ -120,17 +121,28 @@ at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at:
     if (last_only) {
       // One query that sees keys [max(s, e - window), e): no mask needed.
       const int64_t ks = window ? std::max(s, e - *window) : s;
+      if (ops::cpu_bf16_attention_applies(q, k, v)) {
+        outs.push_back(
+            ops::cpu_bf16_attention(q.narrow(0, b, 1), k.narrow(0, ks, e - ks), v.narrow(0, ks, e - ks), false, scale));
+        continue;
+      }
       auto qb = q.narrow(0, b, 1).transpose(0, 1).unsqueeze(0);  // (1, H, 1, d)
       auto kb = repeat_heads(k.narrow(0, ks, e - ks).transpose(0, 1).unsqueeze(0), rep);
       auto vb = repeat_heads(v.narrow(0, ks, e - ks).transpose(0, 1).unsqueeze(0), rep);
       outs.push_back(at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, false, scale).squeeze(0).transpose(0, 1));
       continue;
     }
+    const bool banded = window && n > *window;
+    if (!banded && ops::cpu_bf16_attention_applies(q, k, v)) {
+      outs.push_back(
+          ops::cpu_bf16_attention(q.narrow(0, s, n), k.narrow(0, s, n), v.narrow(0, s, n), mask.causal, scale));
+      continue;
+    }
     auto qb = q.narrow(0, s, n).transpose(0, 1).unsqueeze(0);  // (1, H, n, d)
     auto kb = repeat_heads(k.narrow(0, s, n).transpose(0, 1).unsqueeze(0), rep);
     auto vb = repeat_heads(v.narrow(0, s, n).transpose(0, 1).unsqueeze(0), rep);
-    at::Tensor out = window && n > *window ? banded_attention(qb, kb, vb, *window, mask.query_block, scale)
-                                           : at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, mask.causal, scale);
+    at::Tensor out = banded ? banded_attention(qb, kb, vb, *window, mask.query_block, scale)
+                            : at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, mask.causal, scale);
     outs.push_back(out.squeeze(0).transpose(0, 1));  // (n, H, d)
   }
   return at::cat(outs, 0);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "ops/cpu/attention_cpu.h"
 #include "python/bindings.h"
 
 PYBIND11_MODULE(_C, m) {
@@ -27,6 +28,9 @@ PYBIND11_MODULE(_C, m) {
     });
     return threads.load();
   });
+  // Switches the CPU bf16 attention kernel (csrc/ops/cpu/attention_cpu.h) on or off for the process,
+  // returning the previous setting: tests and benchmarks compare it with torch's kernel.
+  m.def("_use_cpu_bf16_attention", &unime::ops::set_cpu_bf16_attention_enabled, pybind11::arg("enabled"));
   unime::python::register_error_translators(m);
   unime::python::bind_model(m);
   unime::python::bind_checkpoint(m);
