@@ -82,6 +82,11 @@ import torch  # noqa: E402
 import unime  # noqa: E402
 
 assert unime.__file__.startswith(sys.prefix), unime.__file__
+# One OpenMP runtime, torch's (the module needs libgomp.so.1 and must find the copy torch loaded), and
+# the module's kernels on torch's threads.
+gomp = {line.split()[-1] for line in open("/proc/self/maps") if "libgomp" in line}
+assert len(gomp) == 1 and os.path.dirname(next(iter(gomp))) == os.path.join(os.path.dirname(torch.__file__), "lib"), gomp
+assert unime._C._parallel_for_threads() >= min(2, torch.get_num_threads()), "unime's CPU kernels run on one thread"
 print(f"wheel_smoke: import unime {unime.__version__} from {os.path.dirname(unime.__file__)}; built against torch "
       f"{unime._C.__torch_version__}, running torch {torch.__version__}; CUDA kernels: {unime._C.__with_cuda__}; "
       f"no compiler on PATH, no build dependency installed")
