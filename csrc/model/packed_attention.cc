@@ -114,6 +114,7 @@ at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at:
                              const AttentionMaskSpec& mask, bool last_only, double scale) {
   const auto window = mask.causal ? mask.sliding_window : std::nullopt;
   const auto rep = q.size(1) / k.size(1);
+  const bool cpu_bf16 = ops::cpu_bf16_attention_applies(q, k, v);  // the AVX512-BF16 kernel takes every sequence
   std::vector<at::Tensor> outs;
   outs.reserve(p.batch());
   for (int64_t b = 0; b < p.batch(); ++b) {
@@ -121,7 +122,7 @@ at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at:
     if (last_only) {
       // One query that sees keys [max(s, e - window), e): no mask needed.
       const int64_t ks = window ? std::max(s, e - *window) : s;
-      if (ops::cpu_bf16_attention_applies(q, k, v)) {
+      if (cpu_bf16) {
         outs.push_back(
             ops::cpu_bf16_attention(q.narrow(0, b, 1), k.narrow(0, ks, e - ks), v.narrow(0, ks, e - ks), false, scale));
         continue;
@@ -133,7 +134,7 @@ at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at:
       continue;
     }
     const bool banded = window && n > *window;
-    if (!banded && ops::cpu_bf16_attention_applies(q, k, v)) {
+    if (!banded && cpu_bf16) {
       outs.push_back(
           ops::cpu_bf16_attention(q.narrow(0, s, n), k.narrow(0, s, n), v.narrow(0, s, n), mask.causal, scale));
       continue;

@@ -1,7 +1,6 @@
 // PYBIND11_MODULE(_C): the extension module. Importing it also registers torch.ops.unime.*.
 #include <ATen/Parallel.h>
 
-#include <algorithm>
 #include <atomic>
 
 #include "ops/cpu/attention_cpu.h"

@@ -259,4 +259,3 @@ def mine_hard_negatives_streaming(query: torch.Tensor, corpus_pieces, k: int, **
         order = torch.sort(all_score, dim=1, descending=True, stable=True).indices[:, :k]
         best_score, best_idx = all_score.gather(1, order), all_idx.gather(1, order)
     return best_idx, best_score
-

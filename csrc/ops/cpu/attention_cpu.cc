@@ -56,6 +56,11 @@ UNIME_BF16_TARGET void micro_tile(const uint16_t* a, int64_t lda, const uint32_t
     for (int v = 0; v < 4; ++v) _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);
 }
 
+// The micro-tile for each row count 1..kTileRows (the last tile of a block may be short).
+using MicroTile = void (*)(const uint16_t*, int64_t, const uint32_t*, int64_t, int64_t, float*, int64_t);
+constexpr MicroTile kTiles[kTileRows] = {micro_tile<1>, micro_tile<2>, micro_tile<3>,
+                                         micro_tile<4>, micro_tile<5>, micro_tile<6>};
+
 // C (m x n, n a multiple of 64) = A (m x 2kp) B in micro-tiles; a B panel (kp x 64) is reused by
 // every row tile while it is in cache.
 UNIME_BF16_TARGET void gemm(const uint16_t* a, int64_t lda, const uint32_t* b, int64_t ldb, int64_t kp, float* c,
@@ -64,26 +69,7 @@ UNIME_BF16_TARGET void gemm(const uint16_t* a, int64_t lda, const uint32_t* b, i
     for (int64_t i = 0; i < m; i += kTileRows) {
       const auto* ai = a + i * lda;
       auto* ci = c + i * ldc + j;
-      switch (std::min(kTileRows, m - i)) {
-        case 6:
-          micro_tile<6>(ai, lda, b + j, ldb, kp, ci, ldc);
-          break;
-        case 5:
-          micro_tile<5>(ai, lda, b + j, ldb, kp, ci, ldc);
-          break;
-        case 4:
-          micro_tile<4>(ai, lda, b + j, ldb, kp, ci, ldc);
-          break;
-        case 3:
-          micro_tile<3>(ai, lda, b + j, ldb, kp, ci, ldc);
-          break;
-        case 2:
-          micro_tile<2>(ai, lda, b + j, ldb, kp, ci, ldc);
-          break;
-        default:
-          micro_tile<1>(ai, lda, b + j, ldb, kp, ci, ldc);
-          break;
-      }
+      kTiles[std::min(kTileRows, m - i) - 1](ai, lda, b + j, ldb, kp, ci, ldc);
     }
 }
 
