@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Optional
@@ -118,11 +119,23 @@ def _rank_and_world(rank: Optional[int], world_size: Optional[int]) -> tuple[int
     return rank, world_size
 
 
-def _barrier() -> None:
+def _process_group():
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def _check_shared_folder(dist, out_dir: str, manifest_path: str) -> None:
+    """Every process must see rank 0's manifest: the shards of all ranks go to one folder, so on
+    several machines it has to be on a file system they share. Asked of all ranks at once, so all
+    of them stop with the same message instead of some waiting for shards that land elsewhere."""
+    seen = [None] * dist.get_world_size()
+    dist.all_gather_object(seen, (socket.gethostname(), os.path.isfile(manifest_path)))
+    blind = [f"rank {r} on {host}" for r, (host, ok) in enumerate(seen) if not ok]
+    if blind:
+        raise RuntimeError(f"the output folder {out_dir} is not shared between the processes: "
+                           f"{', '.join(blind)} cannot see the manifest.json rank 0 wrote there; give every "
+                           "machine the same folder on a shared file system")
 
 
 def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLike, *, shard_size: int = 10000,
@@ -169,7 +182,10 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
             manifest = old
         else:
             _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
-    _barrier()
+    group = _process_group() if world > 1 else None
+    if group is not None:
+        group.barrier()
+        _check_shared_folder(group, out_dir, manifest_path)
     if rank != 0:
         while not os.path.isfile(manifest_path):  # rank 0 writes it first (no process group: poll)
             time.sleep(poll_seconds)
@@ -225,10 +241,11 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
         progress.update(len(shard))
     progress.close()
     shards = (count + shard_size - 1) // shard_size
-    _barrier()
+    # The end is awaited on the files, not with a barrier: ranks can finish hours apart (a shard of
+    # images on a CPU), far past a process group's timeout.
     if rank == 0:
         missing = [i for i in range(shards) if not os.path.isfile(marker(i))]
-        while missing:  # other processes still at work (no process group to wait on)
+        while missing:  # other processes still at work
             time.sleep(poll_seconds)
             missing = [i for i in missing if not os.path.isfile(marker(i))]
         entries = []
@@ -239,8 +256,10 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
         _write_atomic(os.path.join(out_dir, "skipped.jsonl"), "".join(json.dumps(b) + "\n" for b in bad).encode())
         manifest.update(shards=entries, skipped=len(bad), complete=True, count=sum(e["count"] for e in entries))
         _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
-    _barrier()
-    if rank != 0:
+        return manifest
+    while True:  # the complete manifest rank 0 writes last
         with open(manifest_path, encoding="utf-8") as f:
             manifest = json.load(f)
-    return manifest
+        if manifest["complete"]:
+            return manifest
+        time.sleep(poll_seconds)

@@ -56,6 +56,47 @@ def test_torchrun_splits_shards_across_processes(model_dir, tmp_path):
     assert [s["id"] for s in s2] == ["bad"] and s1 == s2
 
 
+def launch_machines(model_dir, corpus, outs, port):
+    """Two torchrun launchers on this host, as two machines would start them (--nnodes 2, a node rank
+    each, one rendezvous address): each launcher has its own agent and starts one worker."""
+    procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank",
+                               str(node), "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port",
+                               str(port), "-m", "unime", "encode", str(corpus), "--model", model_dir, "--shard-size",
+                               "4", "--quiet", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for node, out in enumerate(outs)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    return [(p.returncode, *o) for p, o in zip(procs, outputs)]
+
+
+def test_two_machines_under_torchrun_write_one_folder(model_dir, tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [{"id": f"t{i}", "text": f"text {i} " + "x" * (i % 7)} for i in range(14)]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    single, shared = tmp_path / "single", tmp_path / "shared"
+    out = subprocess.run([sys.executable, "-m", "unime", "encode", str(corpus), "--model", model_dir, "--shard-size",
+                          "4", "--quiet", "--out", str(single)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    results = launch_machines(model_dir, corpus, [shared, shared], 29541)
+    for node, (code, stdout, stderr) in enumerate(results):
+        assert code == 0, f"node {node}: {stderr[-3000:]}"
+    assert "14 embeddings" in results[0][1] and results[1][1].count("unime encode:") == 0  # global rank 0 reports
+    m1, v1, i1, _ = read(single)
+    m2, v2, i2, _ = read(shared)
+    assert m2["complete"] and len(m2["shards"]) == 4 and i1 == i2 == [r["id"] for r in rows]
+    np.testing.assert_allclose(v2, v1, atol=1e-6, rtol=0)
+
+
+def test_an_output_folder_the_machines_do_not_share_is_refused_by_all(model_dir, tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "text": f"text {i}"}) + "\n" for i in range(6)))
+    # Two folders stand for one path on two machines' own disks.
+    results = launch_machines(model_dir, corpus, [tmp_path / "disk0", tmp_path / "disk1"], 29543)
+    for node, (code, _, stderr) in enumerate(results):
+        assert code != 0, f"node {node} went on"
+        assert "is not shared between the processes: rank 1 on" in stderr, f"node {node}: {stderr[-3000:]}"
+    assert not (tmp_path / "disk0" / "shard-00000.done.json").exists()  # refused before any work
+
+
 def test_killed_run_resumes_to_the_uninterrupted_output(tmp_path):
     result = encode_corpus_resume.main(["--texts", "3000", "--shard-size", "500", "--workdir", str(tmp_path)])
     assert result["complete"] and result["count"] == result["rows"] == 3000
