@@ -7,6 +7,7 @@
 #include "core/errors.h"
 #include "core/json_file.h"
 #include "model/pooling.h"
+#include "model/qwen2_vl.h"
 
 namespace unime::model {
 
@@ -40,7 +41,7 @@ std::vector<std::string> drop_non_language_components(Backbone& backbone) {
 }  // namespace
 
 std::shared_ptr<EmbeddingModel> EmbeddingModel::load(const std::string& path, std::optional<at::ScalarType> dtype,
-                                                     at::Device device, bool text_only) {
+                                                     at::Device device, bool text_only, const std::string& recipe) {
   namespace fs = std::filesystem;
   if (!fs::exists(path)) throw FileNotFoundError(path + ": no such directory");
   if (!fs::is_directory(path))
@@ -52,6 +53,9 @@ std::shared_ptr<EmbeddingModel> EmbeddingModel::load(const std::string& path, st
   model->config_json_ = config.dump();
   model->model_type_ = core::get_required<std::string>(config, "model_type", config_path);
   model->backbone_ = create_backbone(config, config_path);
+  model->recipe_ = &resolve_recipe(recipe, path, model->model_type_);
+  if (model->recipe_->sequential_positions)
+    dynamic_cast<Qwen2VLBackbone&>(*model->backbone_).set_sequential_positions(true);
   if (dtype) {
     model->dtype_ = *dtype;
   } else {
@@ -65,7 +69,7 @@ std::shared_ptr<EmbeddingModel> EmbeddingModel::load(const std::string& path, st
   model->report_ =
       load_module(*model->backbone_, model->backbone_->weight_map(), checkpoint, model->dtype_, device, dropped);
   model->backbone_->eval();
-  model->processor_ = create_processor(path, config, *model->backbone_);
+  model->processor_ = create_processor(path, config, *model->backbone_, *model->recipe_);
   return model;
 }
 

@@ -11,6 +11,7 @@
 #include "model/backbone.h"
 #include "model/checkpoint_loader.h"
 #include "model/processor.h"
+#include "model/recipe.h"
 
 namespace unime::model {
 
@@ -21,8 +22,10 @@ class EmbeddingModel {
   // takes config.json's torch_dtype (float32 when absent).
   // text_only: the backbone's non-language components (vision tower, projector) are removed before
   // loading, so their weights are never read or kept; batches with images are then refused.
+  // recipe: how the checkpoint's release embeds (model/recipe.h); "" picks it from the directory.
   static std::shared_ptr<EmbeddingModel> load(const std::string& path, std::optional<at::ScalarType> dtype,
-                                              at::Device device, bool text_only = false);
+                                              at::Device device, bool text_only = false,
+                                              const std::string& recipe = "");
 
   // batch.input_ids: (B, L) int64; batch.attention_mask: (B, L), nonzero = real token, left or right padded.
   // Returns (B, hidden_size) in the model dtype: the last real token's final hidden state,
@@ -47,6 +50,7 @@ class EmbeddingModel {
   const std::string& model_type() const { return model_type_; }
   at::ScalarType dtype() const { return dtype_; }
   bool text_only() const { return text_only_; }
+  const EmbeddingRecipe& recipe() const { return *recipe_; }
   at::Device device() const { return device_; }
   int64_t hidden_size() const { return backbone_->hidden_size(); }
   Backbone& backbone() { return *backbone_; }
@@ -61,6 +65,7 @@ class EmbeddingModel {
   at::ScalarType dtype_ = at::kFloat;
   at::Device device_ = at::kCPU;
   bool text_only_ = false;
+  const EmbeddingRecipe* recipe_ = &embedding_recipe("default");
 };
 
 // "float32" / "bfloat16" / "torch.float16" ... -> ScalarType; InvalidInputError otherwise.

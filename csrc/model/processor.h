@@ -19,6 +19,7 @@
 #include "core/tokenizer/tokenizer.h"
 #include "core/util/parallel.h"
 #include "model/backbone.h"
+#include "model/recipe.h"
 
 namespace unime::model {
 
@@ -118,9 +119,11 @@ class Processor {
 
 // The processor of a checkpoint: `model_dir` holds tokenizer.json (and the image processor's
 // preprocessor_config.json for multimodal families); `config` is its config.json. nullptr when the
-// directory has no tokenizer.json (the model then takes token ids only).
+// directory has no tokenizer.json (the model then takes token ids only). `recipe` (resolve_recipe)
+// may change the family's prompt, image preprocessing and limits.
 std::shared_ptr<Processor> create_processor(const std::string& model_dir, const nlohmann::json& config,
-                                            const Backbone& backbone);
+                                            const Backbone& backbone,
+                                            const EmbeddingRecipe& recipe = embedding_recipe("default"));
 
 // The pad id of a checkpoint, as the Hugging Face processors pad: config.json's pad_token_id (top
 // level, then text_config), else the tokenizer's "<pad>", else 0. Padding positions are masked, so

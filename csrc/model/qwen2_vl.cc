@@ -308,10 +308,18 @@ at::Tensor Qwen2VLBackbone::embed_with_images(const at::Tensor& ids, const std::
                                 [this](const std::vector<ImageInput>& im) { return image_features(im); });
 }
 
-EncodeBatch Qwen2VLBackbone::with_positions(const EncodeBatch& batch) const {
+EncodeBatch Qwen2VLBackbone::with_positions(const EncodeBatch& batch, bool padded) const {
   decoder->check_input_ids(batch.input_ids);
   if (batch.position_ids.defined()) return batch;
   EncodeBatch b = batch;
+  if (sequential_positions_) {
+    const auto& ids = batch.input_ids;
+    const auto L = ids.size(1);
+    auto p = padded ? at::arange(L, ids.options().dtype(at::kLong)).expand({ids.size(0), L})
+                    : (batch.attention_mask.ne(0).to(at::kLong).cumsum(1) - 1).clamp_min(0);
+    b.position_ids = p.unsqueeze(0).expand({3, ids.size(0), L}).contiguous();
+    return b;
+  }
   b.position_ids =
       qwen2_vl_rope_index(batch.input_ids, batch.attention_mask, grids(batch.images), config_.image_token_id,
                           config_.vision_start_token_id, config_.vision.spatial_merge_size)
@@ -320,13 +328,13 @@ EncodeBatch Qwen2VLBackbone::with_positions(const EncodeBatch& batch) const {
 }
 
 at::Tensor Qwen2VLBackbone::last_hidden_state(const EncodeBatch& batch) const {
-  const auto b = with_positions(batch);
+  const auto b = with_positions(batch, /*padded=*/true);
   return decoder_last_hidden_state(*decoder, b,
                                    [&](const at::Tensor& ids) { return embed_with_images(ids, b.images); });
 }
 
 at::Tensor Qwen2VLBackbone::last_token_hidden(const EncodeBatch& batch) const {
-  const auto b = with_positions(batch);
+  const auto b = with_positions(batch, /*padded=*/false);
   return decoder_last_token_hidden(*decoder, b,
                                    [&](const at::Tensor& ids) { return embed_with_images(ids, b.images); });
 }

@@ -101,6 +101,13 @@ class Qwen2VLBackbone : public Backbone {
   int64_t max_length() const override { return config_.text.max_position_embeddings; }
   const Qwen2VLModelConfig& config() const { return config_; }
 
+  // GME's positions: 0..n-1 on all three M-RoPE axes for every token, images included, as
+  // Qwen2VLModel computes them when called with position_ids=None (recipe "gme"). The padded path
+  // counts from column 0 as GME does; the packed path from each sequence's first real token (a
+  // shift rotary attention does not see, up to rounding).
+  void set_sequential_positions(bool on) { sequential_positions_ = on; }
+  bool sequential_positions() const { return sequential_positions_; }
+
   // Each image's grid (t = 1, h / 14, w / 14) from its resized size.
   std::vector<GridTHW> grids(const std::vector<ImageInput>& images) const;
   // Every image's merged features in order, concatenated: (sum of token counts, hidden).
@@ -110,10 +117,11 @@ class Qwen2VLBackbone : public Backbone {
   std::shared_ptr<Decoder> decoder;
 
  private:
-  EncodeBatch with_positions(const EncodeBatch& batch) const;
+  EncodeBatch with_positions(const EncodeBatch& batch, bool padded) const;
   at::Tensor embed_with_images(const at::Tensor& ids, const std::vector<ImageInput>& images) const;
   Qwen2VLModelConfig config_;
   WeightMap map_;
+  bool sequential_positions_ = false;
 };
 
 std::shared_ptr<Backbone> make_qwen2_vl_backbone(const nlohmann::json& config, const std::string& source);

@@ -6,14 +6,37 @@
 
 namespace unime::model {
 
+namespace {
+
+core::image::Qwen2VLImageConfig with_limits(core::image::Qwen2VLImageConfig config, const EmbeddingRecipe& recipe) {
+  if (recipe.min_pixels > 0) config.min_pixels = recipe.min_pixels;
+  if (recipe.max_pixels > 0) config.max_pixels = recipe.max_pixels;
+  config.validate("recipe " + recipe.name);
+  return config;
+}
+
+}  // namespace
+
 Qwen2VLProcessor::Qwen2VLProcessor(std::shared_ptr<const core::Tokenizer> tokenizer,
                                    core::image::Qwen2VLImageConfig image_config, int64_t image_token_id,
-                                   int64_t pad_token_id, int64_t max_length)
-    : Processor(std::move(tokenizer), core::prompt::template_for("qwen2_vl"), pad_token_id, max_length),
-      image_config_(image_config),
-      image_token_id_(image_token_id) {}
+                                   int64_t pad_token_id, int64_t max_length, const EmbeddingRecipe& recipe)
+    : Processor(std::move(tokenizer),
+                core::prompt::template_for(recipe.prompt_template.empty() ? "qwen2_vl" : recipe.prompt_template),
+                pad_token_id, recipe.max_length > 0 ? recipe.max_length : max_length),
+      image_config_(with_limits(image_config, recipe)),
+      image_token_id_(image_token_id),
+      gme_pre_resize_(recipe.gme_pre_resize) {}
 
-ImageInput Qwen2VLProcessor::preprocess_image(const core::image::ImageView& image) const {
+ImageInput Qwen2VLProcessor::preprocess_image(const core::image::ImageView& original) const {
+  core::image::ImageView image = original;
+  std::vector<uint8_t> pre_resized;
+  if (gme_pre_resize_) {  // GME resizes with PIL's default BICUBIC before its processor resizes again
+    const auto [h, w] = core::image::gme_pre_resize_size(image.height, image.width);
+    if (h != image.height || w != image.width) {
+      pre_resized = core::image::resize_rgb(image, h, w, core::image::Filter::kBicubic);
+      image = {pre_resized.data(), h, w};
+    }
+  }
   const auto [h, w] = core::image::qwen2_vl_smart_resize(image.height, image.width, image_config_);
   const int64_t p = image_config_.patch_size;
   auto pixels = at::empty({(h / p) * (w / p), image_config_.patch_dim()}, at::kFloat);

@@ -22,7 +22,7 @@ namespace {
 
 using ProcessorFactory = std::function<std::shared_ptr<Processor>(
     const std::string& model_dir, const nlohmann::json& config, const Backbone& backbone,
-    std::shared_ptr<const core::Tokenizer> tokenizer)>;
+    std::shared_ptr<const core::Tokenizer> tokenizer, const EmbeddingRecipe& recipe)>;
 
 struct Family {
   BackboneFactory backbone;
@@ -30,7 +30,8 @@ struct Family {
 };
 
 std::shared_ptr<Processor> make_text_processor(const std::string&, const nlohmann::json& config,
-                                               const Backbone& backbone, std::shared_ptr<const core::Tokenizer> tok) {
+                                               const Backbone& backbone, std::shared_ptr<const core::Tokenizer> tok,
+                                               const EmbeddingRecipe&) {
   const auto pad = resolve_pad_token_id(config, *tok);
   return std::make_shared<TextProcessor>(std::move(tok), config.at("model_type").get<std::string>(), pad,
                                          backbone.max_length());
@@ -38,7 +39,8 @@ std::shared_ptr<Processor> make_text_processor(const std::string&, const nlohman
 
 std::shared_ptr<Processor> make_llava_next_processor(const std::string& model_dir, const nlohmann::json& config,
                                                      const Backbone& backbone,
-                                                     std::shared_ptr<const core::Tokenizer> tok) {
+                                                     std::shared_ptr<const core::Tokenizer> tok,
+                                                     const EmbeddingRecipe&) {
   const auto& llava = dynamic_cast<const LlavaNextBackbone&>(backbone);
   const auto pad = resolve_pad_token_id(config, *tok);
   return std::make_shared<LlavaNextProcessor>(std::move(tok), llava_next_image_config(model_dir),
@@ -46,19 +48,20 @@ std::shared_ptr<Processor> make_llava_next_processor(const std::string& model_di
 }
 
 std::shared_ptr<Processor> make_phi3_v_processor(const std::string& model_dir, const nlohmann::json& config,
-                                                 const Backbone& backbone, std::shared_ptr<const core::Tokenizer> tok) {
+                                                 const Backbone& backbone, std::shared_ptr<const core::Tokenizer> tok,
+                                                 const EmbeddingRecipe&) {
   const auto pad = resolve_pad_token_id(config, *tok);
   return std::make_shared<Phi3VProcessor>(std::move(tok), Phi3VImageConfig::from_path(model_dir), pad,
                                           backbone.max_length());
 }
 
 std::shared_ptr<Processor> make_qwen2_vl_processor(const std::string& model_dir, const nlohmann::json& config,
-                                                   const Backbone& backbone,
-                                                   std::shared_ptr<const core::Tokenizer> tok) {
+                                                   const Backbone& backbone, std::shared_ptr<const core::Tokenizer> tok,
+                                                   const EmbeddingRecipe& recipe) {
   const auto& qwen = dynamic_cast<const Qwen2VLBackbone&>(backbone);
   const auto pad = resolve_pad_token_id(config, *tok);
   return std::make_shared<Qwen2VLProcessor>(std::move(tok), core::image::Qwen2VLImageConfig::from_dir(model_dir),
-                                            qwen.config().image_token_id, pad, backbone.max_length());
+                                            qwen.config().image_token_id, pad, backbone.max_length(), recipe);
 }
 
 const std::map<std::string, Family>& families() {
@@ -145,11 +148,11 @@ std::shared_ptr<Backbone> create_backbone(const nlohmann::json& config, const st
 }
 
 std::shared_ptr<Processor> create_processor(const std::string& model_dir, const nlohmann::json& config,
-                                            const Backbone& backbone) {
+                                            const Backbone& backbone, const EmbeddingRecipe& recipe) {
   const auto tokenizer_path = std::filesystem::path(model_dir) / "tokenizer.json";
   if (!std::filesystem::exists(tokenizer_path)) return nullptr;
   auto tokenizer = std::make_shared<const core::Tokenizer>(core::Tokenizer::from_file(tokenizer_path.string()));
-  return family_of(config, model_dir).processor(model_dir, config, backbone, std::move(tokenizer));
+  return family_of(config, model_dir).processor(model_dir, config, backbone, std::move(tokenizer), recipe);
 }
 
 }  // namespace unime::model

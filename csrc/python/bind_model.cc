@@ -188,15 +188,18 @@ void bind_model(py::module_& m) {
   py::class_<EmbeddingModel, std::shared_ptr<EmbeddingModel>>(m, "EmbeddingModel")
       .def_static(
           "load",
-          [](const std::string& path, std::optional<std::string> dtype, const std::string& device, bool text_only) {
+          [](const std::string& path, std::optional<std::string> dtype, const std::string& device, bool text_only,
+             const std::string& recipe) {
             std::optional<at::ScalarType> type;
             if (dtype) type = model::parse_float_dtype(*dtype);
             c10::Device dev(device);
             py::gil_scoped_release release;
-            return EmbeddingModel::load(path, type, dev, text_only);
+            return EmbeddingModel::load(path, type, dev, text_only, recipe);
           },
           py::arg("path"), py::arg("dtype") = py::none(), py::arg("device") = "cpu", py::arg("text_only") = false,
-          "Load a Hugging Face checkpoint directory. dtype: None = config.json's torch_dtype.")
+          py::arg("recipe") = "",
+          "Load a Hugging Face checkpoint directory. dtype: None = config.json's torch_dtype; recipe: '' = from "
+          "the directory (model/recipe.h).")
       .def(
           "encode",
           [](const EmbeddingModel& m, const at::Tensor& ids, const at::Tensor& mask,
@@ -249,6 +252,7 @@ void bind_model(py::module_& m) {
       .def_property_readonly("dtype", [](const EmbeddingModel& m) { return std::string(c10::toString(m.dtype())); })
       .def_property_readonly("device", [](const EmbeddingModel& m) { return m.device().str(); })
       .def_property_readonly("text_only", &EmbeddingModel::text_only)
+      .def_property_readonly("recipe", [](const EmbeddingModel& m) { return m.recipe().name; })
       .def_property_readonly("components",
                              [](const EmbeddingModel& m) {
                                std::vector<std::pair<std::string, std::string>> out;

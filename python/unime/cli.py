@@ -52,6 +52,8 @@ def _parser(name: str, sub, help: str) -> argparse.ArgumentParser:
 def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--model", required=required, help="checkpoint directory (or hub id)")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16 (default float32)")
+    p.add_argument("--recipe", default=None,
+                   help="how the checkpoint's release embeds: default or gme (default: from the checkpoint folder)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
     p.add_argument("--batch-size", type=int, default=32,
                    help="inputs preprocessed together, and the most per forward pass (default 32)")
@@ -62,7 +64,7 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 def _load_model(args):
     import unime
 
-    return unime.Model.from_pretrained(args.model, dtype=args.dtype, device=args.device)
+    return unime.Model.from_pretrained(args.model, dtype=args.dtype, device=args.device, recipe=args.recipe)
 
 
 def _encode(args) -> int:

@@ -55,6 +55,9 @@ def model_fingerprint(model: Any) -> str:
     import torch
 
     h = hashlib.sha256(checkpoint_digest(model.path).encode())
+    recipe = getattr(model, "recipe", "default")
+    if recipe != "default":  # the same weights embed differently under another recipe
+        h.update(f"recipe={recipe}".encode())
     for name, tensor in model.lora_parameters():
         flat = tensor.detach().reshape(-1)
         step = max(1, flat.numel() // 4096)

@@ -57,6 +57,7 @@ class Model:
         device: str | torch.device = "cpu",
         revision: str | None = None,
         modality: Optional[str] = None,
+        recipe: Optional[str] = None,
     ) -> "Model":
         """Loads a Hugging Face checkpoint.
 
@@ -69,6 +70,11 @@ class Model:
             modality: None (everything) or "text": a multimodal checkpoint without its vision tower and
                 projector, which are never read from disk nor kept in memory (Qwen2-VL-2B's vision
                 tower is 0.67B of its 2.2B parameters); inputs with images are then refused.
+            recipe: how the checkpoint's release embeds, where it differs from its family's processor
+                and forward: "default", or "gme" (GME's chat prompt with the instruction as the system
+                turn and a trailing <|endoftext|>, its image pre-resize, 256-1280 image tokens, 1800
+                tokens, 1-D positions). None: "gme" for a Qwen2-VL folder holding GME's
+                gme_inference.py, else "default" (docs/models.md).
 
         Tensors in the checkpoint that the model does not use are reported with a warning
         (known unneeded ones such as lm_head.weight are listed in ``ignored_tensors`` silently).
@@ -77,7 +83,8 @@ class Model:
             raise ValueError(f"modality must be None or 'text', got {modality!r} (image inputs need the language "
                              "model too: its last token is the embedding)")
         path = resolve_model_path(path_or_id, revision)
-        core = _C.EmbeddingModel.load(path, _dtype_name(dtype), str(torch.device(device)), text_only=modality == "text")
+        core = _C.EmbeddingModel.load(path, _dtype_name(dtype), str(torch.device(device)), text_only=modality == "text",
+                                      recipe=recipe or "")
         if core.unexpected_tensors:
             names = core.unexpected_tensors
             shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
@@ -200,7 +207,8 @@ class Model:
             images: one image or a list: paths, PIL images, uint8 numpy arrays or tensors (None entries
                 allowed when texts are given). texts[i] and images[i] form one input.
             instruction: None (UniME's zero-shot prompts), one str for every input, or one per input;
-                inputs with an instruction, and image+text pairs, use the MMEB prompt form.
+                inputs with an instruction, and image+text pairs, use the MMEB prompt form (under the
+                "gme" recipe every input takes GME's chat form, the instruction as its system turn).
             batch_size: inputs decoded and processed together (a window), and the most inputs per
                 forward pass; memory stays bounded for any number of inputs.
             max_batch_tokens: real tokens per forward pass (image tokens included): a window's inputs
@@ -372,6 +380,11 @@ class Model:
     @property
     def model_type(self) -> str:
         return self._core.model_type
+
+    @property
+    def recipe(self) -> str:
+        """The recipe the model embeds with ("default", "gme"): see from_pretrained."""
+        return self._core.recipe
 
     @property
     def hidden_size(self) -> int:

@@ -55,6 +55,23 @@ TEST(PromptTemplates, NumberedAndVisionTokenPlaceholders) {
   EXPECT_THROW(build_prompt(qwen, std::string("a <|vision_start|>"), false, std::nullopt), unime::InvalidInputError);
 }
 
+TEST(PromptTemplates, GmeChatFormForEveryInput) {
+  const auto& gme = template_for("gme");
+  const std::string head = "<|im_start|>system\n", user = "<|im_end|>\n<|im_start|>user\n",
+                    tail = "<|im_end|>\n<|im_start|>assistant\n<|endoftext|>",
+                    vision = "<|vision_start|><|image_pad|><|vision_end|>";
+  EXPECT_EQ(build_prompt(gme, std::string("a cat"), false, std::nullopt),
+            head + "You are a helpful assistant." + user + "a cat" + tail);
+  EXPECT_EQ(build_prompt(gme, std::nullopt, true, std::nullopt),
+            head + "You are a helpful assistant." + user + vision + tail);
+  EXPECT_EQ(build_prompt(gme, std::string("what?"), true, std::string("Answer.")),
+            head + "Answer." + user + vision + "what?" + tail);
+  // A text holding a slot's name stays literal.
+  EXPECT_EQ(build_prompt(gme, std::string("{instruction} {image}"), false, std::string("{text}")),
+            head + "{text}" + user + "{instruction} {image}" + tail);
+  EXPECT_THROW(build_prompt(gme, std::string("a <|image_pad|>"), false, std::nullopt), unime::InvalidInputError);
+}
+
 TEST(PromptTemplates, DistillPromptAndCustomTemplates) {
   using unime::core::prompt::fill_template;
   using unime::core::prompt::PromptKind;

@@ -1,5 +1,6 @@
 #include "core/image/qwen2_vl_image.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -94,6 +95,35 @@ std::pair<int64_t, int64_t> qwen2_vl_smart_resize(int64_t height, int64_t width,
   if (h == 0 || w == 0)  // transformers then fails inside PIL ("height and width must be > 0")
     throw InvalidInputError("image " + size + ": too elongated for max_pixels " + std::to_string(config.max_pixels) +
                             " (smart_resize gives " + std::to_string(h) + "x" + std::to_string(w) + ")");
+  return {h, w};
+}
+
+std::pair<int64_t, int64_t> gme_pre_resize_size(int64_t height, int64_t width) {
+  constexpr int64_t f = 28, min_pixels = 4 * 28 * 28, max_pixels = 16384 * 28 * 28, max_ratio = 200;
+  if (height <= 0 || width <= 0)
+    throw InvalidInputError("image " + std::to_string(height) + "x" + std::to_string(width) + ": empty");
+  const double H = static_cast<double>(height), W = static_cast<double>(width), F = static_cast<double>(f);
+  int64_t h = std::max(f, static_cast<int64_t>(std::nearbyint(H / F)) * f);
+  int64_t w = std::max(f, static_cast<int64_t>(std::nearbyint(W / F)) * f);
+  if (h * w > max_pixels) {
+    const double beta = std::sqrt((H * W) / static_cast<double>(max_pixels));
+    h = static_cast<int64_t>(std::floor(H / beta / F)) * f;
+    w = static_cast<int64_t>(std::floor(W / beta / F)) * f;
+  } else if (h * w < min_pixels) {
+    const double beta = std::sqrt(static_cast<double>(min_pixels) / (H * W));
+    h = static_cast<int64_t>(std::ceil(H * beta / F)) * f;
+    w = static_cast<int64_t>(std::ceil(W * beta / F)) * f;
+  }
+  if (h == 0 || w == 0)  // GME divides by zero in its ratio check
+    throw InvalidInputError("image " + std::to_string(height) + "x" + std::to_string(width) +
+                            ": too elongated for GME's smart_resize (it gives " + std::to_string(h) + "x" +
+                            std::to_string(w) + ")");
+  if (static_cast<double>(std::max(h, w)) / static_cast<double>(std::min(h, w)) > max_ratio) {
+    if (h > w)
+      h = w * max_ratio;
+    else
+      w = h * max_ratio;
+  }
   return {h, w};
 }
 

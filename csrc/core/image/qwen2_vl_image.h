@@ -45,6 +45,13 @@ struct Qwen2VLImageConfig {
 // ratio above 200, as transformers raises.
 std::pair<int64_t, int64_t> qwen2_vl_smart_resize(int64_t height, int64_t width, const Qwen2VLImageConfig& config);
 
+// GME's own smart_resize (gme_inference.py, a copy of qwen_vl_utils' with MIN_PIXELS 4 * 28^2 and
+// MAX_PIXELS 16384 * 28^2), which GME applies with Pillow's BICUBIC before the image processor:
+// sides rounded (half to even) to multiples of 28, at least 28, then scaled into the pixel range by
+// floor / ceil; an aspect ratio above 200 is then clamped to 200 (qwen_vl_utils raises there, GME's
+// copy warns and clamps). InvalidInputError when a side would be 0.
+std::pair<int64_t, int64_t> gme_pre_resize_size(int64_t height, int64_t width);
+
 // pixel_values of one RGB image into `out`: (resized_h / patch) * (resized_w / patch) rows of
 // patch_dim() floats, where (resized_h, resized_w) = qwen2_vl_smart_resize(image's size).
 void qwen2_vl_preprocess_into(const ImageView& image, const Qwen2VLImageConfig& config, int64_t resized_h,

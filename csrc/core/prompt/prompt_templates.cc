@@ -43,6 +43,20 @@ const std::map<std::string, PromptTemplate>& table() {
         "<|im_start|>user\n{image}\nSummary above image in one word:<|im_end|>\n<|im_start|>assistant\n",
         "<|im_start|>user\n{text}\nSummary above sentences in one word:<|im_end|>\n<|im_start|>assistant\n",
         {"<|vision_start|>", "<|image_pad|>", "<|vision_end|>"}}},
+      // gme: GME's one chat form (gme_inference.py L115-131, backbones.md C.6): the instruction
+      //   as the system turn, the vision block before the text, and a trailing <|endoftext|>, the
+      //   token GME pools. Its stage-1 prompt is Qwen2-VL's (GME has none).
+      {"gme",
+       {"qwen2_vl",
+        "<|vision_start|><|image_pad|><|vision_end|>",
+        "<|vision_start|><|image_pad|><|vision_end|>",
+        "",
+        "",
+        "<|im_start|>user\n{text}\nSummary above sentences in one word:<|im_end|>\n<|im_start|>assistant\n",
+        {"<|vision_start|>", "<|image_pad|>", "<|vision_end|>"},
+        "<|im_start|>system\n{instruction}<|im_end|>\n<|im_start|>user\n{image}{text}<|im_end|>\n"
+        "<|im_start|>assistant\n<|endoftext|>",
+        "You are a helpful assistant."}},
       {"llama", {"llama", "", "", "{text}", "", "{text}", {}}},
       {"mistral", {"mistral", "", "", "{text}", "", "{text}", {}}},
       {"qwen2", {"qwen2", "", "", "{text}", "", "{text}", {}}},
@@ -53,6 +67,25 @@ const std::map<std::string, PromptTemplate>& table() {
 
 // The first image's placeholder ("{n}" = 1: one image per input).
 std::string numbered(const std::string& placeholder) { return replace_all(placeholder, "{n}", "1"); }
+
+// `form` with each "{name}" slot of `values` replaced in one left-to-right pass, so a value that
+// itself holds "{text}" stays literal.
+std::string fill_slots(const std::string& form, const std::vector<std::pair<std::string, std::string>>& values) {
+  std::string out;
+  size_t at = 0;
+  while (at < form.size()) {
+    bool matched = false;
+    for (const auto& [slot, value] : values)
+      if (form.compare(at, slot.size(), slot) == 0) {
+        out += value;
+        at += slot.size();
+        matched = true;
+        break;
+      }
+    if (!matched) out += form[at++];
+  }
+  return out;
+}
 
 void check_reserved(const PromptTemplate& t, const std::optional<std::string>& text,
                     const std::optional<std::string>& instruction) {
@@ -94,6 +127,10 @@ std::string build_prompt(const PromptTemplate& t, const std::optional<std::strin
       throw InvalidInputError("the stage-1 (distill) prompt takes a text alone, without image or instruction");
     return replace_all(t.distill, "{text}", *text);
   }
+  if (!t.chat.empty())
+    return fill_slots(t.chat, {{"{instruction}", instruction ? *instruction : t.default_instruction},
+                               {"{image}", has_image ? numbered(t.image_placeholder) : ""},
+                               {"{text}", text ? *text : ""}});
   if (!instruction && !(text && has_image)) {
     if (text) return replace_all(t.text, "{text}", *text);
     return replace_all(t.image, "{image}", numbered(t.image_placeholder));

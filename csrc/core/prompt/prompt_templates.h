@@ -8,6 +8,8 @@
 //   otherwise (an instruction, or image and text together) -> the MMEB form UniME's stage 2 trains on
 //       (VLM2Vec, no chat template): `instruction_image` + "\n" when there is an image, then the
 //       instruction, then the text, each separated by one space, and a final "\n".
+// A template with a `chat` form (GME) gives every kEmbed input that form instead: the instruction (or
+// `default_instruction`) in the system turn, the image placeholder and the text in the user turn.
 // PromptKind::kDistill (UniME stage 1, text only) -> `distill`.
 // "{image}" stands for the family's image placeholder; "{n}" inside a placeholder is the image's
 // 1-based number within the input (Phi-3.5-V's "<|image_1|>"). The processor later expands the
@@ -33,9 +35,13 @@ struct PromptTemplate {
   // Substrings a user text or instruction may not contain: they would add a placeholder the
   // images cannot match ("<image>", "<|image_", "<|vision_start|>", ...).
   std::vector<std::string> reserved;
+  // Recipes' one-form prompts: slots "{instruction}", "{image}" and "{text}", each filled with the
+  // input's (the image's placeholder) or left empty; empty for the families' own templates.
+  std::string chat = "";
+  std::string default_instruction = "";
 };
 
-// The template of `model_type`; InvalidInputError listing the known families otherwise.
+// The template of `model_type` (or of a recipe: "gme"); InvalidInputError listing the known ones otherwise.
 const PromptTemplate& template_for(const std::string& model_type);
 std::vector<std::string> template_families();
 
