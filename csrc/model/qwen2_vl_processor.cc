@@ -1,6 +1,7 @@
 #include "model/qwen2_vl_processor.h"
 
 #include <ATen/ATen.h>
+#include <tuple>
 
 #include "core/errors.h"
 
@@ -25,17 +26,19 @@ Qwen2VLProcessor::Qwen2VLProcessor(std::shared_ptr<const core::Tokenizer> tokeni
                 pad_token_id, recipe.max_length > 0 ? recipe.max_length : max_length),
       image_config_(with_limits(image_config, recipe)),
       image_token_id_(image_token_id),
-      gme_pre_resize_(recipe.gme_pre_resize) {}
+      gme_pre_resize_(recipe.gme_pre_resize),
+      square_resize_(recipe.square_resize) {}
 
 ImageInput Qwen2VLProcessor::preprocess_image(const core::image::ImageView& original) const {
   core::image::ImageView image = original;
   std::vector<uint8_t> pre_resized;
-  if (gme_pre_resize_) {  // GME resizes with PIL's default BICUBIC before its processor resizes again
-    const auto [h, w] = core::image::gme_pre_resize_size(image.height, image.width);
-    if (h != image.height || w != image.width) {
-      pre_resized = core::image::resize_rgb(image, h, w, core::image::Filter::kBicubic);
-      image = {pre_resized.data(), h, w};
-    }
+  int64_t pre_h = image.height, pre_w = image.width;
+  if (gme_pre_resize_)  // GME resizes with PIL's default BICUBIC before its processor resizes again
+    std::tie(pre_h, pre_w) = core::image::gme_pre_resize_size(image.height, image.width);
+  if (square_resize_ > 0) pre_h = pre_w = square_resize_;  // UniME-V2: Image.resize((1344, 1344))
+  if (pre_h != image.height || pre_w != image.width) {
+    pre_resized = core::image::resize_rgb(image, pre_h, pre_w, core::image::Filter::kBicubic);
+    image = {pre_resized.data(), pre_h, pre_w};
   }
   const auto [h, w] = core::image::qwen2_vl_smart_resize(image.height, image.width, image_config_);
   const int64_t p = image_config_.patch_size;

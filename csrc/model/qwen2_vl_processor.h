@@ -26,6 +26,7 @@ class Qwen2VLProcessor : public Processor {
   core::image::Qwen2VLImageConfig image_config_;
   int64_t image_token_id_;
   bool gme_pre_resize_;
+  int64_t square_resize_;
 };
 
 }  // namespace unime::model

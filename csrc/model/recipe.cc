@@ -12,9 +12,13 @@ namespace {
 const std::map<std::string, EmbeddingRecipe>& recipes() {
   // gme: gme_inference.py's defaults (min_image_tokens 256, max_image_tokens 1280, max_length 1800;
   // one image token per 28 x 28 pixels).
+  // unime_v2: utils/utils.py's prepare_stage_data (1344 x 1344, max_length 4096). Its pixel limits
+  // stay the checkpoint's: the min_pixels / max_pixels it passes are dropped by its processor's
+  // constructor (backbones.md C.3).
   static const std::map<std::string, EmbeddingRecipe> table = {
-      {"default", {"default", "", "", false, false, 0, 0, 0}},
-      {"gme", {"gme", "qwen2_vl", "gme", true, true, 256 * 28 * 28, 1280 * 28 * 28, 1800}},
+      {"default", {"default", "", "", false, false, 0, 0, 0, 0}},
+      {"gme", {"gme", "qwen2_vl", "gme", true, true, 0, 256 * 28 * 28, 1280 * 28 * 28, 1800}},
+      {"unime_v2", {"unime_v2", "qwen2_vl", "unime_v2", false, false, 1344, 0, 0, 4096}},
   };
   return table;
 }

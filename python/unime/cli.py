@@ -53,7 +53,7 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--model", required=required, help="checkpoint directory (or hub id)")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16 (default float32)")
     p.add_argument("--recipe", default=None,
-                   help="how the checkpoint's release embeds: default or gme (default: from the checkpoint folder)")
+                   help="how the checkpoint's release embeds: default, gme or unime_v2 (default: from the folder)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
     p.add_argument("--batch-size", type=int, default=32,
                    help="inputs preprocessed together, and the most per forward pass (default 32)")

@@ -71,10 +71,11 @@ class Model:
                 projector, which are never read from disk nor kept in memory (Qwen2-VL-2B's vision
                 tower is 0.67B of its 2.2B parameters); inputs with images are then refused.
             recipe: how the checkpoint's release embeds, where it differs from its family's processor
-                and forward: "default", or "gme" (GME's chat prompt with the instruction as the system
+                and forward: "default"; "gme" (GME's chat prompt with the instruction as the system
                 turn and a trailing <|endoftext|>, its image pre-resize, 256-1280 image tokens, 1800
-                tokens, 1-D positions). None: "gme" for a Qwen2-VL folder holding GME's
-                gme_inference.py, else "default" (docs/models.md).
+                tokens, 1-D positions); "unime_v2" (texts without a prompt, images resized to 1344 x
+                1344 and prompted "<|image_pad|> Find an image caption ...", 4096 tokens). None: "gme"
+                for a Qwen2-VL folder holding GME's gme_inference.py, else "default" (docs/models.md).
 
         Tensors in the checkpoint that the model does not use are reported with a warning
         (known unneeded ones such as lm_head.weight are listed in ``ignored_tensors`` silently).
@@ -383,7 +384,7 @@ class Model:
 
     @property
     def recipe(self) -> str:
-        """The recipe the model embeds with ("default", "gme"): see from_pretrained."""
+        """The recipe the model embeds with ("default", "gme", "unime_v2"): see from_pretrained."""
         return self._core.recipe
 
     @property

@@ -72,6 +72,15 @@ TEST(PromptTemplates, GmeChatFormForEveryInput) {
   EXPECT_THROW(build_prompt(gme, std::string("a <|image_pad|>"), false, std::nullopt), unime::InvalidInputError);
 }
 
+TEST(PromptTemplates, UniMEV2PlainTextsAndItsImagePrompt) {
+  const auto& v2 = template_for("unime_v2");
+  EXPECT_EQ(build_prompt(v2, std::string("a red car"), false, std::nullopt), "a red car");
+  EXPECT_EQ(build_prompt(v2, std::nullopt, true, std::nullopt),
+            "<|image_pad|> Find an image caption describing the given image.");
+  EXPECT_EQ(build_prompt(v2, std::nullopt, true, std::string("Represent the given image.")),
+            "<|image_pad|>\nRepresent the given image.\n");
+}
+
 TEST(PromptTemplates, DistillPromptAndCustomTemplates) {
   using unime::core::prompt::fill_template;
   using unime::core::prompt::PromptKind;

@@ -100,7 +100,7 @@ def test_the_recipe_comes_from_the_folder_or_by_name(gme, tmp_path):
     plain = unime.Model.from_pretrained(path, recipe="default")
     assert plain.recipe == "default" and plain.fingerprint != model.fingerprint
     assert unime.Model.from_pretrained(path, recipe="gme").fingerprint == model.fingerprint
-    with pytest.raises(ValueError, match=r"unknown recipe 'gmee' \(known: default, gme\)"):
+    with pytest.raises(ValueError, match=r"unknown recipe 'gmee' \(known: default, gme, unime_v2\)"):
         unime.Model.from_pretrained(path, recipe="gmee")
     text_model = tmp_path / "text"
     text_model.mkdir()

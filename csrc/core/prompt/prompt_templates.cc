@@ -57,6 +57,17 @@ const std::map<std::string, PromptTemplate>& table() {
         "<|im_start|>system\n{instruction}<|im_end|>\n<|im_start|>user\n{image}{text}<|im_end|>\n"
         "<|im_start|>assistant\n<|endoftext|>",
         "You are a helpful assistant."}},
+      // unime_v2: UniME-V2's inference (utils/utils.py prepare_stage_data): texts as they are, images
+      //   with VLM2Vec's bare <|image_pad|> and a space; instructions take the MMEB form its
+      //   training rows have.
+      {"unime_v2",
+       {"qwen2_vl",
+        "<|image_pad|>",
+        "<|image_pad|>",
+        "{text}",
+        "{image} Find an image caption describing the given image.",
+        "<|im_start|>user\n{text}\nSummary above sentences in one word:<|im_end|>\n<|im_start|>assistant\n",
+        {"<|vision_start|>", "<|image_pad|>", "<|vision_end|>"}}},
       {"llama", {"llama", "", "", "{text}", "", "{text}", {}}},
       {"mistral", {"mistral", "", "", "{text}", "", "{text}", {}}},
       {"qwen2", {"qwen2", "", "", "{text}", "", "{text}", {}}},
