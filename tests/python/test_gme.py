@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tiny_models import save_tiny_qwen2_vl_pipeline
 from tokenizer_assets import tokenizer_json
-from tolerances import assert_embeddings_match
+from tolerances import assert_embeddings_match, assert_padded_path_matches
 
 import unime
 
@@ -177,12 +177,8 @@ def test_embeddings_equal_gmes_forward(gme, case):
     assert_embeddings_match(ours, expected, f"gme {case}")
     batch = model.process(texts, arrays(images), [instruction] * len(texts))
     assert torch.equal(batch.input_ids, inputs["input_ids"])
-    padded = model.encode_ids(batch.input_ids, batch.attention_mask, images=batch.images, packed=False)
-    assert_embeddings_match(padded, expected, f"gme {case} padded")
     # the padded path counts positions from column 0 as GME does: the whole last hidden state agrees
-    full = model.last_hidden_state(batch.input_ids, batch.attention_mask, images=batch.images)
-    real = batch.attention_mask.bool()
-    assert (full[real] - hidden[real]).abs().max() <= 1e-4
+    assert_padded_path_matches(model, batch, expected, hidden, f"gme {case}")
 
 
 def test_mixed_batches_equal_gme_on_its_one_modality_batches(gme):
@@ -230,3 +226,19 @@ def test_unime_encode_takes_the_recipe(gme, tmp_path):
         expected = unime.Model.from_pretrained(path, recipe=recipe).encode(["a caption", "another one"])
         np.testing.assert_allclose(vectors, expected.numpy(), atol=1e-6, rtol=0)
     assert manifests["gme"]["model"]["fingerprint"] == model.fingerprint != manifests["default"]["model"]["fingerprint"]
+
+
+def test_fine_tuning_gme_trains_under_its_recipe(gme):
+    """Stage 2 with LoRA on a GME model: the trainer's batches take the recipe's image pre-resize and
+    1-D positions (MMEB rows keep their own prompts), and the loss falls."""
+    from trainer_fixtures import instruct_examples
+
+    _, _, _, path = gme
+    model = unime.Model.from_pretrained(path)
+    trainer = unime.Trainer(model, "instruct", lora_r=4, lora_alpha=8, lora_dropout=0.0, batch_size=4, max_steps=20,
+                            seed=1, learning_rate=5e-3, temperature=0.05, hard_negatives=1,
+                            lora_targets=["q_proj", "v_proj"])
+    data = instruct_examples(4, seed=5)
+    losses = [trainer.step(data)["loss"] for _ in range(8)]
+    print("gme instruct losses", [round(x, 3) for x in losses])
+    assert model.recipe == "gme" and losses[-1] < 0.7 * losses[0], losses

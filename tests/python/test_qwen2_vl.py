@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tiny_models import TINY_QWEN2_VL_PIXELS, save_tiny_qwen2_vl_pipeline
 from tokenizer_assets import tokenizer_json
-from tolerances import assert_embeddings_match, assert_within_reference_error
+from tolerances import assert_embeddings_match, assert_padded_path_matches, assert_within_reference_error
 
 import unime
 
@@ -148,11 +148,7 @@ def test_embeddings_equal_transformers(pipeline, case):
     # the padded path (transformers' layout) gives the whole last hidden state
     batch = model.process(texts, [None if i is None else np.asarray(i) for i in images],
                           [instruction] * len(texts))
-    padded = model.encode_ids(batch.input_ids, batch.attention_mask, images=batch.images, packed=False)
-    assert_embeddings_match(padded, expected, f"qwen2_vl {case} padded")
-    full = model.last_hidden_state(batch.input_ids, batch.attention_mask, images=batch.images)
-    real = batch.attention_mask.bool()
-    assert (full[real] - hidden[real]).abs().max() <= 1e-4
+    assert_padded_path_matches(model, batch, expected, hidden, f"qwen2_vl {case}")
 
 
 def test_bare_image_pad_rows_do_not_shift_later_rows(pipeline):

@@ -34,3 +34,14 @@ def assert_within_reference_error(ours_err: float, reference_err: float, what: s
     """Low precision: our error vs the fp32 truth at most LOW_PRECISION_FACTOR x the reference's own."""
     print(f"{what}: max abs error ours {ours_err:.3e}, transformers {reference_err:.3e}")
     assert ours_err <= LOW_PRECISION_FACTOR * reference_err, f"{what}: {ours_err:.3e} > 2 x {reference_err:.3e}"
+
+
+def assert_padded_path_matches(model, batch, expected: torch.Tensor, hidden: torch.Tensor, what: str = "") -> None:
+    """A processed batch through the padded path (transformers' layout): the pooled embeddings match
+    `expected` and the whole last hidden state matches `hidden` on the real tokens."""
+    padded = model.encode_ids(batch.input_ids, batch.attention_mask, images=batch.images, packed=False)
+    assert_embeddings_match(padded, expected, f"{what} padded")
+    full = model.last_hidden_state(batch.input_ids, batch.attention_mask, images=batch.images)
+    real = batch.attention_mask.bool()
+    diff = (full[real] - hidden[real]).abs().max().item()
+    assert diff <= EMBEDDING_MAX_ABS, f"{what}: last hidden state max abs diff {diff:.2e} > {EMBEDDING_MAX_ABS}"
