@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tiny_models import save_tiny_qwen2_vl_pipeline
 from tokenizer_assets import tokenizer_json
-from tolerances import assert_embeddings_match, assert_padded_path_matches
+from tolerances import assert_embeddings_match, assert_padded_path_matches, assert_within_reference_error
 
 import unime
 
@@ -72,21 +72,22 @@ def gme_prompt(text, has_image, instruction=None):
             "<|im_end|>\n<|im_start|>assistant\n<|endoftext|>")
 
 
-def gme_reference(hf, processor, texts, images, instruction=None, pre_resized=None):
+def gme_reference(hf, processor, texts, images, instruction=None, dtype=torch.float32):
     """GME's embed + forward on transformers: one batch, all rows with images or none (as GME batches)."""
     vision = import_qwen_vl_utils()
     prompts = [gme_prompt(t, im is not None, instruction) for t, im in zip(texts, images)]
-    if pre_resized is None:
-        pre_resized = [vision.fetch_image({"image": im}) for im in images if im is not None]
+    pre_resized = [vision.fetch_image({"image": im}) for im in images if im is not None]
     inputs = processor(text=prompts, images=pre_resized or None, padding=True, truncation=True, max_length=1800,
                        return_tensors="pt")
+    hf.to(dtype)
     with torch.no_grad():
         embeds = hf.model.embed_tokens(inputs["input_ids"])
         if "pixel_values" in inputs:
-            features = hf.visual(inputs["pixel_values"], grid_thw=inputs["image_grid_thw"])
+            features = hf.visual(inputs["pixel_values"].to(dtype), grid_thw=inputs["image_grid_thw"])
             embeds[inputs["input_ids"] == hf.config.image_token_id] = features
         out = hf.model(input_ids=None, position_ids=None, attention_mask=inputs["attention_mask"], inputs_embeds=embeds)
-    hidden = out.last_hidden_state
+    hf.float()
+    hidden = out.last_hidden_state.float()
     return F.normalize(hidden[:, -1], dim=-1), inputs, hidden
 
 
@@ -195,6 +196,19 @@ def test_mixed_batches_equal_gme_on_its_one_modality_batches(gme):
     for i in range(len(texts)):  # each row equals itself embedded alone
         alone = model.encode([texts[i]], arrays([images[i]]))
         assert (alone[0] - ours[i]).abs().max() <= 1e-5
+
+
+def test_bf16_within_twice_gmes_own_error(gme):
+    """GME runs in bf16: unime's bf16 error against the fp32 result at most twice GME's own."""
+    hf, processor, _, path = gme
+    m16 = unime.Model.from_pretrained(path, dtype=torch.bfloat16)
+    for texts, images in ((["a caption", "a longer caption with more words in it"], [None, None]),
+                          (["what is this?", None], [image(60, 90), image(120, 40)])):
+        expected, _, _ = gme_reference(hf, processor, texts, images)
+        theirs, _, _ = gme_reference(hf, processor, texts, images, dtype=torch.bfloat16)
+        ours = m16.encode(texts, arrays(images)).float()
+        assert_within_reference_error((ours - expected).abs().max().item(), (theirs - expected).abs().max().item(),
+                                      "gme bf16")
 
 
 def test_gmes_1800_token_limit_refuses_or_truncates_as_gme(gme):
