@@ -46,6 +46,13 @@ std::string Processor::raw_prompt(const EncodeInput& input) const {
   for (const auto& r : template_->reserved)
     if (body.find(r) != std::string::npos)
       throw InvalidInputError("prompt contains the image placeholder " + core::quote(r) + " outside its one image tag");
+  if (!template_->chat.empty()) {
+    // A chat-form recipe (GME): the row becomes the user turn under the default system turn, its tag
+    // replaced by the vision block in front, as VLM2Vec's GME evaluation passes "instruction text".
+    const auto user = core::trim(body);
+    return core::prompt::build_prompt(*template_, user.empty() ? std::nullopt : std::optional<std::string>(user),
+                                      tagged, std::nullopt);
+  }
   if (!tagged) return p;
   return p.substr(0, at) + core::replace_all(template_->instruction_image, "{n}", "1") +
          p.substr(at + std::char_traits<char>::length(kImageTag));
@@ -81,6 +88,8 @@ Processor::Item Processor::prepare(const EncodeInput& input, const ProcessOption
   Item item;
   item.prompt = prompt(input, options);
   item.ids = tokenize(item.prompt);
+  if (item.ids.empty())  // an empty text where the prompt adds nothing (UniME-V2's, text-only decoders)
+    throw InvalidInputError("the input gives no tokens (an empty text, and its prompt adds none)");
   if (input.image) {
     item.image = preprocess_image(*input.image);
     expand_image(item);
@@ -92,7 +101,7 @@ Processor::Item Processor::prepare(const EncodeInput& input, const ProcessOption
     const std::string what = std::to_string(length) + " tokens (" + std::to_string(length - image_tokens) + " text + " +
                              std::to_string(image_tokens) + " image) are more than max_length " + std::to_string(limit);
     if (options.overflow == Overflow::kRefuse)
-      throw InvalidInputError(what + (options.max_length > 0 ? "" : " (the model's maximum)") +
+      throw InvalidInputError(what + (options.max_length > 0 ? "" : " (the model's or its recipe's maximum)") +
                               "; shorten the input or let it be truncated");
     if (item.image && static_cast<int64_t>(item.image_end) > limit)
       throw InvalidInputError(what + " and truncation would cut the image's tokens");

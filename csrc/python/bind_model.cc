@@ -248,7 +248,10 @@ void bind_model(py::module_& m) {
       .def_property_readonly("config_json", &EmbeddingModel::config_json)
       .def_property_readonly("model_type", &EmbeddingModel::model_type)
       .def_property_readonly("hidden_size", &EmbeddingModel::hidden_size)
-      .def_property_readonly("max_length", [](const EmbeddingModel& m) { return m.backbone().max_length(); })
+      .def_property_readonly("max_length",
+                             [](const EmbeddingModel& m) {  // the processor's: a recipe may lower the model's
+                               return m.processor() ? m.processor()->max_length() : m.backbone().max_length();
+                             })
       .def_property_readonly("dtype", [](const EmbeddingModel& m) { return std::string(c10::toString(m.dtype())); })
       .def_property_readonly("device", [](const EmbeddingModel& m) { return m.device().str(); })
       .def_property_readonly("text_only", &EmbeddingModel::text_only)

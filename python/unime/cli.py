@@ -88,6 +88,8 @@ def _encode(args) -> int:
         records = (r if r.instruction else type(r)(r.id, r.text, r.image, args.instruction, r.error) for r in records)
     manifest = encode_to_shards(model, records, args.out, shard_size=args.shard_size, batch_size=args.batch_size,
                                 max_batch_tokens=args.max_batch_tokens,
+                                # only when set: folders written without it keep resuming
+                                **({"truncate": True} if args.truncate else {}),
                                 fmt=args.format, dtype=args.out_dtype, inputs_key=key,
                                 show_progress=False if args.quiet else None)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -185,7 +187,7 @@ def _train(args: argparse.Namespace) -> int:
             device = f"cuda:{local}"
         dist.init_process_group("nccl" if use_cuda else "gloo",
                                 timeout=datetime.timedelta(seconds=config.collective_timeout))
-    model = unime.Model.from_pretrained(args.model, dtype=args.dtype, device=device)
+    model = unime.Model.from_pretrained(args.model, dtype=args.dtype, device=device, recipe=args.recipe)
     teacher = TeacherEmbeddings.from_file(args.teacher) if args.teacher else None
     trainer = unime.Trainer(model, config=config, teacher=teacher)
     trainer.fit(args.data, progress=not args.quiet)
@@ -212,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=10000, help="embeddings per shard (default 10000)")
     p.add_argument("--format", choices=["npy", "safetensors"], default="npy", help="shard format (default npy)")
     p.add_argument("--out-dtype", choices=["float32", "float16"], default="float32", help="stored dtype")
+    p.add_argument("--truncate", action="store_true",
+                   help="cut inputs over the token limit at the end (as GME and UniME-V2 do) instead of skipping them")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_args(p)
 
@@ -253,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="training data (.jsonl / .json) for the stage")
     p.add_argument("--teacher", help="stage 1: teacher embeddings (.safetensors / .npy keyed by example id)")
     p.add_argument("--dtype", default="float32", help="weights' dtype (float32, bfloat16, float16)")
+    p.add_argument("--recipe", default=None,
+                   help="how the checkpoint's release embeds: default, gme or unime_v2 (default: from the folder)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: each rank its LOCAL_RANK GPU)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field")
     p.add_argument("--merge", action="store_true", help="also write the merged model to output_dir/merged")

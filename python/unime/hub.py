@@ -7,7 +7,8 @@ import re
 
 # A Hugging Face hub id: "name" or "org/name" of letters, digits, '-', '_', '.'.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
-_FILES_NEEDED = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt"]
+# gme_inference.py: its presence marks a GME checkpoint (the "gme" recipe, model/recipe.h).
+_FILES_NEEDED = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "gme_inference.py"]
 
 
 def resolve_model_path(path_or_id: str | os.PathLike, revision: str | None = None) -> str:

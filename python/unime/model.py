@@ -226,7 +226,8 @@ class Model:
             max_pixels: cap on decoded image size (checked from the header before decoding); default
                 unime.images.DEFAULT_MAX_PIXELS.
             max_length: tokens per input, image tokens included; default the model's maximum
-                (max_position_embeddings). Longer inputs are refused, or cut at the end when truncate.
+                (max_position_embeddings), or its recipe's (1800 for "gme", 4096 for "unime_v2").
+                Longer inputs are refused, or cut at the end when truncate.
             prompt: "embed" (the family's embedding prompts) or "distill" (UniME's stage-1 text prompt).
             text_template, image_template: your own prompt with "{text}" / "{image}" slots instead.
             num_threads: threads for tokenization and image preprocessing (0: one per core).
@@ -409,7 +410,8 @@ class Model:
 
     @property
     def max_length(self) -> int:
-        """The longest input in tokens the model takes (0: the config does not say)."""
+        """The longest input in tokens the model takes: the config's, or its recipe's where lower (0: the
+        config does not say)."""
         return self._core.max_length
 
     @property

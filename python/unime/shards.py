@@ -5,7 +5,8 @@
     out/shard-00000.done.json      written last: the shard is finished ({"file", "count", "ids", "skipped"})
     out/skipped.jsonl              {"id", "source", "reason"} for each input that could not be embedded
     out/manifest.json              {"dim", "dtype", "model": {"path", "fingerprint"}, "shard_size", "inputs",
-                                    "shards": [{"file", "count", "ids"}], "skipped", "complete"}
+                                    "shards": [{"file", "count", "ids"}], "skipped", "complete", "run"}
+    out/failed-rank-R.json         data-parallel runs: rank R failed ({"run", "rank", "host", "error"})
 
 Shard i holds inputs [i * shard_size, (i + 1) * shard_size) minus the skipped ones. A run killed
 half-way resumes without recomputing the shards whose .done.json exists; a folder written by another
@@ -14,15 +15,22 @@ model or for other inputs is refused. unime.Index.from_shards reads this layout.
 Data-parallel: under torchrun (or with rank / world_size given) process r of W embeds the shards
 i with i % W == r, each process reading the same input list; when all are done, rank 0 writes the
 complete manifest and skipped.jsonl. Single-process runs also rewrite the manifest after each shard.
+Each run has a mark ("run"): under a process group the ranks check at the start that they all read
+rank 0's (else the folder is not shared). The end is awaited on files, not with a barrier: ranks
+other than 0 return when their own shards are done; rank 0 waits for every shard, and stops if a
+rank left failed-rank-R.json. A process killed outright (SIGKILL, the OOM killer) leaves nothing:
+stop the run and start it again, finished shards are kept.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import socket
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Optional
 
@@ -125,17 +133,53 @@ def _process_group():
     return dist if dist.is_available() and dist.is_initialized() else None
 
 
-def _check_shared_folder(dist, out_dir: str, manifest_path: str) -> None:
-    """Every process must see rank 0's manifest: the shards of all ranks go to one folder, so on
-    several machines it has to be on a file system they share. Asked of all ranks at once, so all
-    of them stop with the same message instead of some waiting for shards that land elsewhere."""
-    seen = [None] * dist.get_world_size()
-    dist.all_gather_object(seen, (socket.gethostname(), os.path.isfile(manifest_path)))
-    blind = [f"rank {r} on {host}" for r, (host, ok) in enumerate(seen) if not ok]
+def _agree_on_start(dist, out_dir: str, manifest_path: str, check, startup_error: Optional[Exception]) -> str:
+    """All ranks at once, after rank 0 wrote the manifest: each reports its host, the run mark it
+    reads from the manifest and any error so far (rank 0's refusal of the folder, another rank's
+    check). Then every rank stops with the same message if one failed, or if one does not see rank
+    0's manifest: the folder is not shared (on several machines it must be on a shared file system).
+    Returns rank 0's run mark."""
+    seen, error = None, startup_error
+    if error is None and os.path.isfile(manifest_path):
+        try:
+            with open(manifest_path, encoding="utf-8") as f:
+                found = json.load(f)
+            seen = found.get("run")
+            if dist.get_rank() != 0:
+                check(found)
+        except Exception as e:
+            error = e
+    message = None if error is None else f"{type(error).__name__}: {error}"
+    views = [None] * dist.get_world_size()
+    dist.all_gather_object(views, (socket.gethostname(), seen, message))
+    if error is not None:
+        raise error
+    for r, (host, _, message) in enumerate(views):
+        if message:
+            raise RuntimeError(f"rank {r} on {host} could not start: {message}")
+    blind = [f"rank {r} on {host}" for r, (host, run, _) in enumerate(views) if run != views[0][1]]
     if blind:
         raise RuntimeError(f"the output folder {out_dir} is not shared between the processes: "
-                           f"{', '.join(blind)} cannot see the manifest.json rank 0 wrote there; give every "
-                           "machine the same folder on a shared file system")
+                           f"{', '.join(blind)} cannot see the manifest.json rank 0 wrote there (none, or another "
+                           "run's); give every machine the same folder on a shared file system")
+    return views[0][1]
+
+
+def _failure_path(out_dir: str, rank: int) -> str:
+    return os.path.join(out_dir, f"failed-rank-{rank}.json")
+
+
+def _raise_if_another_failed(out_dir: str) -> None:
+    """Rank 0, waiting for the others' shards: a rank that failed left failed-rank-R.json (rank 0
+    removed older ones when this run started), so rank 0 stops too instead of waiting for ever."""
+    for path in sorted(glob.glob(os.path.join(out_dir, "failed-rank-*.json"))):
+        try:
+            with open(path, encoding="utf-8") as f:
+                note = json.load(f)
+        except (OSError, ValueError):
+            continue  # removed meanwhile
+        raise RuntimeError(f"rank {note['rank']} on {note['host']} failed ({note['error']}); rank 0 stops too. "
+                           "Finished shards are kept: run the same command again to resume")
 
 
 def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLike, *, shard_size: int = 10000,
@@ -174,23 +218,36 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
             raise ValueError(f"{out_dir} was written with other settings ({', '.join(changed)} differ); "
                              "use another output folder")
 
+    run = uuid.uuid4().hex  # this run's mark: the manifest carries rank 0's, failure notes name it
+    startup_error: Optional[Exception] = None
     if rank == 0:
-        if os.path.isfile(manifest_path):
-            with open(manifest_path, encoding="utf-8") as f:
-                old = json.load(f)
-            check(old)
-            manifest = old
-        else:
+        try:
+            if os.path.isfile(manifest_path):
+                with open(manifest_path, encoding="utf-8") as f:
+                    old = json.load(f)
+                check(old)
+                manifest = old
+            manifest.update(run=run, complete=False)  # a resumed run is complete only when it ends again
+            for stale in glob.glob(os.path.join(out_dir, "failed-rank-*.json")):
+                os.remove(stale)
             _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
+        except Exception as e:
+            if world == 1:
+                raise
+            startup_error = e  # told to every rank below, so none waits for this one
     group = _process_group() if world > 1 else None
     if group is not None:
         group.barrier()
-        _check_shared_folder(group, out_dir, manifest_path)
-    if rank != 0:
+        run = _agree_on_start(group, out_dir, manifest_path, check, startup_error)
+    elif startup_error is not None:
+        raise startup_error
+    elif rank != 0:
         while not os.path.isfile(manifest_path):  # rank 0 writes it first (no process group: poll)
             time.sleep(poll_seconds)
         with open(manifest_path, encoding="utf-8") as f:
-            check(json.load(f))
+            seen = json.load(f)
+        check(seen)
+        run = seen.get("run")
     ext = "npy" if fmt == "npy" else "safetensors"
 
     def marker(number: int) -> str:
@@ -221,31 +278,42 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
             manifest["skipped"] += len(bad)
             _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
 
-    shard: list[Record] = []
-    count, number, skip = 0, -1, False
-    for record in records:
-        if count // shard_size != number:  # a new shard: decided once, not per record
-            number = count // shard_size
-            skip = number % world != rank or os.path.isfile(marker(number))  # another rank's, or finished
-        count += 1
-        if skip:
-            progress.update(1)
-            continue
-        shard.append(record)
-        if count % shard_size == 0:  # the shard's last input
-            flush(shard, number)
+    def embed_my_shards() -> int:
+        shard: list[Record] = []
+        count, number, skip = 0, -1, False
+        for record in records:
+            if count // shard_size != number:  # a new shard: decided once, not per record
+                number = count // shard_size
+                skip = number % world != rank or os.path.isfile(marker(number))  # another rank's, or finished
+            count += 1
+            if skip:
+                progress.update(1)
+                continue
+            shard.append(record)
+            if count % shard_size == 0:  # the shard's last input
+                flush(shard, number)
+                progress.update(len(shard))
+                shard = []
+        if shard:
+            flush(shard, (count - 1) // shard_size)
             progress.update(len(shard))
-            shard = []
-    if shard:
-        flush(shard, (count - 1) // shard_size)
-        progress.update(len(shard))
-    progress.close()
+        progress.close()
+        return count
+
+    try:
+        count = embed_my_shards()
+    except Exception as e:
+        if world > 1:  # the others wait on files: leave one that tells them
+            _write_atomic(_failure_path(out_dir, rank), json.dumps(
+                {"run": run, "rank": rank, "host": socket.gethostname(), "error": f"{type(e).__name__}: {e}"}).encode())
+        raise
     shards = (count + shard_size - 1) // shard_size
     # The end is awaited on the files, not with a barrier: ranks can finish hours apart (a shard of
     # images on a CPU), far past a process group's timeout.
     if rank == 0:
         missing = [i for i in range(shards) if not os.path.isfile(marker(i))]
         while missing:  # other processes still at work
+            _raise_if_another_failed(out_dir)
             time.sleep(poll_seconds)
             missing = [i for i in missing if not os.path.isfile(marker(i))]
         entries = []
@@ -257,9 +325,5 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
         manifest.update(shards=entries, skipped=len(bad), complete=True, count=sum(e["count"] for e in entries))
         _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
         return manifest
-    while True:  # the complete manifest rank 0 writes last
-        with open(manifest_path, encoding="utf-8") as f:
-            manifest = json.load(f)
-        if manifest["complete"]:
-            return manifest
-        time.sleep(poll_seconds)
+    with open(manifest_path, encoding="utf-8") as f:  # as it stands: rank 0 completes it
+        return json.load(f)

@@ -35,6 +35,8 @@ TEST(Strings, QuoteReplaceJoin) {
   EXPECT_TRUE(starts_with("layers.3", "layers."));
   EXPECT_TRUE(ends_with("q_proj.weight", ".weight"));
   EXPECT_FALSE(ends_with("t", ".weight"));
+  EXPECT_EQ(trim("\n Represent it.\n"), "Represent it.");
+  EXPECT_EQ(trim(" \t\n"), "");
 }
 
 TEST(AtomicFile, ReplacesOrLeavesTheTargetWhole) {

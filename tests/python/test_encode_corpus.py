@@ -56,14 +56,14 @@ def test_torchrun_splits_shards_across_processes(model_dir, tmp_path):
     assert [s["id"] for s in s2] == ["bad"] and s1 == s2
 
 
-def launch_machines(model_dir, corpus, outs, port):
+def launch_machines(models, corpus, outs, port):
     """Two torchrun launchers on this host, as two machines would start them (--nnodes 2, a node rank
     each, one rendezvous address): each launcher has its own agent and starts one worker."""
     procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank",
                                str(node), "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port",
-                               str(port), "-m", "unime", "encode", str(corpus), "--model", model_dir, "--shard-size",
+                               str(port), "-m", "unime", "encode", str(corpus), "--model", model, "--shard-size",
                                "4", "--quiet", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for node, out in enumerate(outs)]
+                              text=True) for node, (model, out) in enumerate(zip(models, outs))]
     outputs = [p.communicate(timeout=300) for p in procs]
     return [(p.returncode, *o) for p, o in zip(procs, outputs)]
 
@@ -76,7 +76,7 @@ def test_two_machines_under_torchrun_write_one_folder(model_dir, tmp_path):
     out = subprocess.run([sys.executable, "-m", "unime", "encode", str(corpus), "--model", model_dir, "--shard-size",
                           "4", "--quiet", "--out", str(single)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    results = launch_machines(model_dir, corpus, [shared, shared], 29541)
+    results = launch_machines([model_dir, model_dir], corpus, [shared, shared], 29541)
     for node, (code, stdout, stderr) in enumerate(results):
         assert code == 0, f"node {node}: {stderr[-3000:]}"
     assert "14 embeddings" in results[0][1] and results[1][1].count("unime encode:") == 0  # global rank 0 reports
@@ -90,7 +90,7 @@ def test_an_output_folder_the_machines_do_not_share_is_refused_by_all(model_dir,
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": i, "text": f"text {i}"}) + "\n" for i in range(6)))
     # Two folders stand for one path on two machines' own disks.
-    results = launch_machines(model_dir, corpus, [tmp_path / "disk0", tmp_path / "disk1"], 29543)
+    results = launch_machines([model_dir, model_dir], corpus, [tmp_path / "disk0", tmp_path / "disk1"], 29543)
     for node, (code, _, stderr) in enumerate(results):
         assert code != 0, f"node {node} went on"
         assert "is not shared between the processes: rank 1 on" in stderr, f"node {node}: {stderr[-3000:]}"
@@ -103,3 +103,72 @@ def test_killed_run_resumes_to_the_uninterrupted_output(tmp_path):
     assert 3 <= result["killed_after_shards"] < 6
     assert result["finished_shards_recomputed"] == 0
     assert result["identical"]
+
+
+class FakeModel:
+    """What encode_to_shards needs of a model; `fail` makes encode raise."""
+
+    path, fingerprint, hidden_size = "fake", "fake-0", 4
+
+    def __init__(self, fail=False):
+        self.fail = fail
+
+    def encode(self, texts, images, **_):
+        if self.fail:
+            raise RuntimeError("out of memory on this rank")
+        return np.zeros((len(texts), 4), np.float32), []
+
+
+def test_a_rank_that_fails_stops_the_ranks_waiting_for_it(tmp_path):
+    import threading
+
+    from unime.shards import Record, encode_to_shards
+
+    records = [Record(i, text=f"t{i}") for i in range(8)]
+    errors = {}
+
+    def rank(r, model):
+        try:
+            encode_to_shards(model, iter(records), tmp_path, shard_size=2, rank=r, world_size=2, poll_seconds=0.02)
+        except Exception as e:
+            errors[r] = str(e)
+
+    first = threading.Thread(target=rank, args=(0, FakeModel()))
+    first.start()
+    rank(1, FakeModel(fail=True))
+    first.join(timeout=60)
+    assert not first.is_alive(), "rank 0 kept waiting for the failed rank's shards"
+    assert errors[1] == "out of memory on this rank"
+    assert errors[0].startswith("rank 1 on ") and "RuntimeError: out of memory on this rank" in errors[0]
+    assert "run the same command again to resume" in errors[0]
+    # the rerun clears the note and finishes; rank 0's shards are kept
+    kept = (tmp_path / "shard-00000.done.json").stat().st_mtime_ns
+    errors.clear()
+    first = threading.Thread(target=rank, args=(0, FakeModel()))
+    first.start()
+    rank(1, FakeModel())
+    first.join(timeout=60)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert not errors and manifest["complete"] and manifest["count"] == 8
+    assert (tmp_path / "shard-00000.done.json").stat().st_mtime_ns == kept
+    assert not list(tmp_path.glob("failed-rank-*.json"))
+
+
+def test_a_rank_that_refuses_the_folder_stops_every_machine_at_the_start(model_dir, tmp_path):
+    """Machine 1 loads another checkpoint (a copy whose config differs): its rank refuses rank 0's
+    folder, and both stop at the start with its reason instead of rank 0 waiting for its shards."""
+    import shutil
+
+    other = tmp_path / "other_model"
+    shutil.copytree(model_dir, other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "note": "another fine-tune"}))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "text": f"text {i}"}) + "\n" for i in range(6)))
+    out = tmp_path / "out"
+    results = launch_machines([model_dir, str(other)], corpus, [out, out], 29547)
+    for node, (code, _, stderr) in enumerate(results):
+        assert code != 0, f"node {node} went on"
+    assert "rank 1 on " in results[0][2] and "could not start: ValueError: " in results[0][2], results[0][2][-3000:]
+    assert "holds embeddings of another model" in results[1][2], results[1][2][-3000:]
+    assert not list(out.glob("shard-*.done.json"))

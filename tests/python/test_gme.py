@@ -6,6 +6,7 @@ embeddings with position_ids=None (so 1-D positions 0..L-1), the last token L2-n
 (gme_inference.py L57-131; backbones.md C.3, C.6). The model is a tiny random Qwen2-VL with the
 real Qwen2 vocabulary; its folder holds a gme_inference.py, as GME's hub repositories do."""
 
+import copy
 import importlib
 import sys
 import types
@@ -79,14 +80,13 @@ def gme_reference(hf, processor, texts, images, instruction=None, dtype=torch.fl
     pre_resized = [vision.fetch_image({"image": im}) for im in images if im is not None]
     inputs = processor(text=prompts, images=pre_resized or None, padding=True, truncation=True, max_length=1800,
                        return_tensors="pt")
-    hf.to(dtype)
+    hf = hf if dtype == torch.float32 else copy.deepcopy(hf).to(dtype)  # the shared model keeps its fp32 weights
     with torch.no_grad():
         embeds = hf.model.embed_tokens(inputs["input_ids"])
         if "pixel_values" in inputs:
             features = hf.visual(inputs["pixel_values"].to(dtype), grid_thw=inputs["image_grid_thw"])
             embeds[inputs["input_ids"] == hf.config.image_token_id] = features
         out = hf.model(input_ids=None, position_ids=None, attention_mask=inputs["attention_mask"], inputs_embeds=embeds)
-    hf.float()
     hidden = out.last_hidden_state.float()
     return F.normalize(hidden[:, -1], dim=-1), inputs, hidden
 
@@ -124,6 +124,11 @@ def test_prompts_and_token_ids_equal_gmes(gme):
         _, inputs, _ = gme_reference(hf, processor, [text], [im], instruction)
         assert batch.input_ids.tolist() == inputs["input_ids"].tolist()
         assert batch.input_ids[0, -1].item() == 151643  # <|endoftext|>: the token GME pools
+    # MMEB rows (raw prompts, the trainer's and unime.eval's) become GME's user turn, as VLM2Vec's GME
+    # evaluation passes "instruction text" with the image beside it
+    rows = model.process([None, None], arrays([image(50, 50), None]), [None, None],
+                         prompts=["<|image_1|>\nRepresent the given image.\n", "Find a caption: a dog\n"])
+    assert rows.prompts == [gme_prompt("Represent the given image.", True), gme_prompt("Find a caption: a dog", False)]
 
 
 # (height, width): below 28 px (GME's pre-resize scales them up; the plain processor refuses them),
@@ -178,8 +183,13 @@ def test_embeddings_equal_gmes_forward(gme, case):
     assert_embeddings_match(ours, expected, f"gme {case}")
     batch = model.process(texts, arrays(images), [instruction] * len(texts))
     assert torch.equal(batch.input_ids, inputs["input_ids"])
-    # the padded path counts positions from column 0 as GME does: the whole last hidden state agrees
+    # the padded path (GME's layout) agrees on the whole last hidden state
     assert_padded_path_matches(model, batch, expected, hidden, f"gme {case}")
+    if case == "image+text":  # the recipe's 1-D positions matter: transformers' own 3-D ones differ
+        hf.rope_deltas = None
+        with torch.no_grad():
+            three_d = F.normalize(hf(**inputs, output_hidden_states=True).hidden_states[-1][:, -1], dim=-1)
+        assert (three_d - expected).abs().max() > 1e-2
 
 
 def test_mixed_batches_equal_gme_on_its_one_modality_batches(gme):
@@ -240,6 +250,16 @@ def test_unime_encode_takes_the_recipe(gme, tmp_path):
         expected = unime.Model.from_pretrained(path, recipe=recipe).encode(["a caption", "another one"])
         np.testing.assert_allclose(vectors, expected.numpy(), atol=1e-6, rtol=0)
     assert manifests["gme"]["model"]["fingerprint"] == model.fingerprint != manifests["default"]["model"]["fingerprint"]
+    # GME's 1800-token limit: a longer line is skipped, or cut as GME cuts it with --truncate
+    long_text = " ".join(f"word{i}" for i in range(1500))
+    texts.write_text(long_text + "\n")
+    for flag, code in (([], 3), (["--truncate"], 0)):
+        out = subprocess.run([sys.executable, "-m", "unime", "encode", "--texts", str(texts), "--model", str(path),
+                              *flag, "--quiet", "--out", str(tmp_path / f"long{len(flag)}")], capture_output=True,
+                             text=True)
+        assert out.returncode == code, out.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "long1" / "shard-00000.npy"),
+                               model.encode([long_text], truncate=True).numpy(), atol=1e-6, rtol=0)
 
 
 def test_fine_tuning_gme_trains_under_its_recipe(gme):
@@ -253,6 +273,6 @@ def test_fine_tuning_gme_trains_under_its_recipe(gme):
                             seed=1, learning_rate=5e-3, temperature=0.05, hard_negatives=1,
                             lora_targets=["q_proj", "v_proj"])
     data = instruct_examples(4, seed=5)
-    losses = [trainer.step(data)["loss"] for _ in range(8)]
+    losses = [trainer.step(data)["loss"] for _ in range(16)]
     print("gme instruct losses", [round(x, 3) for x in losses])
     assert model.recipe == "gme" and losses[-1] < 0.7 * losses[0], losses

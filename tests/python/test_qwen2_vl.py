@@ -3,6 +3,7 @@ Qwen2VLForConditionalGeneration) on a tiny random model with the real Qwen2 voca
 image_grid_thw, token ids, M-RoPE positions, and embeddings of text, image, image+text and mixed
 batches, padded and packed, in fp32 and bf16; both checkpoint layouts; LoRA and the trainer."""
 
+import copy
 import json
 import os
 
@@ -41,10 +42,10 @@ def reference(hf, processor, prompts, images=None, dtype=torch.float32):
         inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
     # transformers 4.48 keeps rope_deltas from a model's first forward and, on later calls without
     # cache_position, falls back to 1-D positions; reset it so every call gets get_rope_index's positions.
+    hf = hf if dtype == torch.float32 else copy.deepcopy(hf).to(dtype)  # the shared model keeps its fp32 weights
     hf.rope_deltas = None
     with torch.no_grad():
-        hidden = hf.to(dtype)(**inputs, output_hidden_states=True).hidden_states[-1]
-    hf.float()
+        hidden = hf(**inputs, output_hidden_states=True).hidden_states[-1]
     return F.normalize(hidden[:, -1].float(), dim=-1), inputs, hidden
 
 

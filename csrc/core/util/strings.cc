@@ -12,6 +12,13 @@ std::string quote(std::string_view s, size_t max_chars) {
   return "'" + std::string(s.substr(0, cut)) + "...'";
 }
 
+std::string trim(std::string_view s) {
+  constexpr std::string_view space = " \t\n\r\f\v";
+  const auto first = s.find_first_not_of(space);
+  if (first == std::string_view::npos) return {};
+  return std::string(s.substr(first, s.find_last_not_of(space) - first + 1));
+}
+
 std::string replace_all(std::string s, std::string_view from, std::string_view to) {
   if (from.empty()) throw std::logic_error("replace_all: empty pattern");
   for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))

@@ -17,6 +17,9 @@ std::string replace_all(std::string s, std::string_view from, std::string_view t
 // The items joined by `separator`.
 std::string join(const std::vector<std::string>& items, std::string_view separator);
 
+// `s` without leading and trailing ASCII whitespace (space, \t, \n, \r, \f, \v).
+std::string trim(std::string_view s);
+
 bool starts_with(std::string_view s, std::string_view prefix);
 bool ends_with(std::string_view s, std::string_view suffix);
 
