@@ -276,3 +276,26 @@ def test_fine_tuning_gme_trains_under_its_recipe(gme):
     losses = [trainer.step(data)["loss"] for _ in range(16)]
     print("gme instruct losses", [round(x, 3) for x in losses])
     assert model.recipe == "gme" and losses[-1] < 0.7 * losses[0], losses
+
+
+def test_a_hub_id_brings_gmes_marker_along(gme, tmp_path, monkeypatch):
+    """The hub download keeps only the files unime needs (allow_patterns, matched as the hub matches
+    them): gme_inference.py must be among them, or a GME hub id would load under the default recipe."""
+    import fnmatch
+    import shutil
+
+    import huggingface_hub
+
+    _, _, _, path = gme
+
+    def fake_snapshot_download(repo_id, revision=None, allow_patterns=None):
+        out = tmp_path / repo_id.replace("/", "--")
+        out.mkdir(parents=True)
+        for file in path.iterdir():
+            if any(fnmatch.fnmatch(file.name, p) for p in allow_patterns):
+                shutil.copy(file, out / file.name)
+        return str(out)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    model = unime.Model.from_pretrained("Alibaba-NLP/gme-Qwen2-VL-2B-Instruct")
+    assert model.recipe == "gme"
