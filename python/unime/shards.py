@@ -7,6 +7,7 @@
     out/manifest.json              {"dim", "dtype", "model": {"path", "fingerprint"}, "shard_size", "inputs",
                                     "shards": [{"file", "count", "ids"}], "skipped", "complete", "run"}
     out/failed-rank-R.json         data-parallel runs: rank R failed ({"run", "rank", "host", "error"})
+    out/alive-rank-R.json          data-parallel runs: rank R's heartbeat while it embeds
 
 Shard i holds inputs [i * shard_size, (i + 1) * shard_size) minus the skipped ones. A run killed
 half-way resumes without recomputing the shards whose .done.json exists; a folder written by another
@@ -18,8 +19,9 @@ complete manifest and skipped.jsonl. Single-process runs also rewrite the manife
 Each run has a mark ("run"): under a process group the ranks check at the start that they all read
 rank 0's (else the folder is not shared). The end is awaited on files, not with a barrier: ranks
 other than 0 return when their own shards are done; rank 0 waits for every shard, and stops if a
-rank left failed-rank-R.json. A process killed outright (SIGKILL, the OOM killer) leaves nothing:
-stop the run and start it again, finished shards are kept.
+rank left failed-rank-R.json, or if the heartbeat of a rank it waits for has not changed for
+silence_limit seconds (a process killed outright: SIGKILL, the OOM killer). Finished shards are
+kept: the same command resumes.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -165,6 +168,72 @@ def _agree_on_start(dist, out_dir: str, manifest_path: str, check, startup_error
     return views[0][1]
 
 
+class _Heartbeat:
+    """A data-parallel rank's sign of life while it embeds: a thread rewrites alive-rank-R.json every
+    `every` seconds (the model's forward releases the GIL), so rank 0 can tell a rank killed outright
+    (SIGKILL, the OOM killer), which leaves no failure note, from a slow one."""
+
+    def __init__(self, out_dir: str, rank: int, every: float):
+        self.path, self.rank, self.every = os.path.join(out_dir, f"alive-rank-{rank}.json"), rank, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"unime-heartbeat-{rank}", daemon=True)
+
+    def _beat(self) -> None:
+        beat = 0
+        while True:
+            beat += 1
+            try:
+                _write_atomic(self.path, json.dumps({"rank": self.rank, "host": socket.gethostname(),
+                                                     "beat": beat}).encode())
+            except OSError:
+                pass  # a full or flaky disk: the shards' own writes will say so
+            if self.stop.wait(self.every):
+                return
+
+    def __enter__(self) -> "_Heartbeat":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+class _Silence:
+    """Rank 0's watch on the ranks it waits for: a rank whose alive-rank-R.json has not changed for
+    `limit` seconds of rank 0's own clock (no clock is compared across machines) is taken for dead."""
+
+    def __init__(self, out_dir: str, limit: float):
+        self.out_dir, self.limit = out_dir, limit
+        self.seen: dict[int, tuple[Optional[str], float]] = {}
+
+    def check(self, ranks: Iterable[int]) -> None:
+        now = time.monotonic()
+        for r in ranks:
+            try:
+                with open(os.path.join(self.out_dir, f"alive-rank-{r}.json"), encoding="utf-8") as f:
+                    beat = f.read()
+            except OSError:
+                beat = None
+            last, since = self.seen.get(r, (beat, now))
+            if beat != last or r not in self.seen:
+                self.seen[r] = (beat, now)
+            elif now - since > self.limit:
+                host = json.loads(beat)["host"] if beat else "its host"
+                raise RuntimeError(f"rank {r} on {host} has not been heard from for {now - since:.0f} s (killed "
+                                   "outright, e.g. out of memory?); rank 0 stops. Finished shards are kept: run "
+                                   "the same command again to resume")
+
+
+def _remove_notes(out_dir: str) -> None:
+    for path in glob.glob(os.path.join(out_dir, "failed-rank-*.json")) + glob.glob(
+            os.path.join(out_dir, "alive-rank-*.json")):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
 def _failure_path(out_dir: str, rank: int) -> str:
     return os.path.join(out_dir, f"failed-rank-{rank}.json")
 
@@ -185,14 +254,16 @@ def _raise_if_another_failed(out_dir: str) -> None:
 def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLike, *, shard_size: int = 10000,
                      batch_size: int = 32, fmt: str = "npy", dtype: str = "float32", inputs_key: str = "",
                      show_progress: Optional[bool] = None, rank: Optional[int] = None,
-                     world_size: Optional[int] = None, poll_seconds: float = 2.0, **encode_options) -> dict:
+                     world_size: Optional[int] = None, poll_seconds: float = 2.0, silence_limit: float = 600.0,
+                     **encode_options) -> dict:
     """Embeds records into shards under out_dir (see the module docstring); returns the manifest.
 
     inputs_key: a description of the inputs (the command line's sources), checked on resume so a
     folder is never continued with different inputs. rank, world_size: this process's part of a
     data-parallel run (default: torch.distributed's, else the RANK / WORLD_SIZE environment, else
-    0 of 1); without an initialised process group, rank 0 waits for the others' shards by polling
-    every poll_seconds. encode_options go to Model.encode.
+    0 of 1); rank 0 waits for the others' shards by polling every poll_seconds, and stops when a
+    rank it waits for left a failure note or has given no sign of life for silence_limit seconds.
+    encode_options go to Model.encode.
     """
     if fmt not in ("npy", "safetensors"):
         raise ValueError(f"format must be 'npy' or 'safetensors', got {fmt!r}")
@@ -228,8 +299,7 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
                 check(old)
                 manifest = old
             manifest.update(run=run, complete=False)  # a resumed run is complete only when it ends again
-            for stale in glob.glob(os.path.join(out_dir, "failed-rank-*.json")):
-                os.remove(stale)
+            _remove_notes(out_dir)  # an earlier run's failure notes and heartbeats
             _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
         except Exception as e:
             if world == 1:
@@ -301,7 +371,11 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
         return count
 
     try:
-        count = embed_my_shards()
+        if world > 1 and rank != 0:
+            with _Heartbeat(out_dir, rank, every=max(0.05, silence_limit / 20)):
+                count = embed_my_shards()
+        else:
+            count = embed_my_shards()
     except Exception as e:
         if world > 1:  # the others wait on files: leave one that tells them
             _write_atomic(_failure_path(out_dir, rank), json.dumps(
@@ -312,8 +386,10 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
     # images on a CPU), far past a process group's timeout.
     if rank == 0:
         missing = [i for i in range(shards) if not os.path.isfile(marker(i))]
+        silence = _Silence(out_dir, silence_limit)
         while missing:  # other processes still at work
             _raise_if_another_failed(out_dir)
+            silence.check(sorted({i % world for i in missing}))
             time.sleep(poll_seconds)
             missing = [i for i in missing if not os.path.isfile(marker(i))]
         entries = []
@@ -324,6 +400,7 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
         _write_atomic(os.path.join(out_dir, "skipped.jsonl"), "".join(json.dumps(b) + "\n" for b in bad).encode())
         manifest.update(shards=entries, skipped=len(bad), complete=True, count=sum(e["count"] for e in entries))
         _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
+        _remove_notes(out_dir)
         return manifest
     with open(manifest_path, encoding="utf-8") as f:  # as it stands: rank 0 completes it
         return json.load(f)

@@ -172,3 +172,53 @@ def test_a_rank_that_refuses_the_folder_stops_every_machine_at_the_start(model_d
     assert "rank 1 on " in results[0][2] and "could not start: ValueError: " in results[0][2], results[0][2][-3000:]
     assert "holds embeddings of another model" in results[1][2], results[1][2][-3000:]
     assert not list(out.glob("shard-*.done.json"))
+
+
+STUCK_RANK = """
+import sys, time
+from unime.shards import Record, encode_to_shards
+
+class Stuck:  # embeds nothing, ever: alive (its heartbeat goes on) until it is killed
+    path, fingerprint, hidden_size = "fake", "fake-0", 4
+    def encode(self, texts, images, **_):
+        time.sleep(3600)
+
+encode_to_shards(Stuck(), iter([Record(i, text=f"t{i}") for i in range(8)]), sys.argv[1], shard_size=2, rank=1,
+                 world_size=2, poll_seconds=0.02, silence_limit=float(sys.argv[2]))
+"""
+
+
+def test_rank_0_waits_for_a_slow_rank_but_not_for_one_killed_outright(tmp_path):
+    import signal
+    import threading
+    import time
+
+    from unime.shards import Record, encode_to_shards
+
+    limit = 1.5
+    errors = {}
+
+    def rank0():
+        try:
+            encode_to_shards(FakeModel(), iter([Record(i, text=f"t{i}") for i in range(8)]), tmp_path, shard_size=2,
+                             rank=0, world_size=2, poll_seconds=0.02, silence_limit=limit)
+        except Exception as e:
+            errors[0] = str(e)
+
+    waiting = threading.Thread(target=rank0)
+    waiting.start()
+    script = tmp_path / "stuck_rank.py"
+    script.write_text(STUCK_RANK)
+    stuck = subprocess.Popen([sys.executable, str(script), str(tmp_path), str(limit)])
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "alive-rank-1.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(3 * limit)  # slower than the limit, but beating: rank 0 keeps waiting
+        assert waiting.is_alive() and not errors
+    finally:
+        stuck.send_signal(signal.SIGKILL)
+        stuck.wait()
+    waiting.join(timeout=30)
+    assert not waiting.is_alive(), "rank 0 kept waiting for a rank killed outright"
+    assert errors[0].startswith("rank 1 on ") and "has not been heard from" in errors[0]
