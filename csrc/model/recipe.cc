@@ -4,6 +4,7 @@
 #include <map>
 
 #include "core/errors.h"
+#include "core/json_file.h"
 #include "core/util/strings.h"
 
 namespace unime::model {
@@ -42,8 +43,13 @@ std::vector<std::string> embedding_recipes() {
 const EmbeddingRecipe& resolve_recipe(const std::string& name, const std::string& model_dir,
                                       const std::string& model_type) {
   if (name.empty()) {
-    const bool gme = model_type == "qwen2_vl" &&
-                     std::filesystem::is_regular_file(std::filesystem::path(model_dir) / "gme_inference.py");
+    const auto dir = std::filesystem::path(model_dir);
+    if (std::filesystem::is_regular_file(dir / kRecipeFile)) {
+      const auto file = (dir / kRecipeFile).string();
+      return resolve_recipe(core::get_required<std::string>(core::read_json_file(file), "recipe", file), model_dir,
+                            model_type);
+    }
+    const bool gme = model_type == "qwen2_vl" && std::filesystem::is_regular_file(dir / "gme_inference.py");
     return embedding_recipe(gme ? "gme" : "default");
   }
   const auto& recipe = embedding_recipe(name);

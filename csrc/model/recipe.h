@@ -31,10 +31,14 @@ struct EmbeddingRecipe {
 const EmbeddingRecipe& embedding_recipe(const std::string& name);
 std::vector<std::string> embedding_recipes();
 
-// The recipe a checkpoint is loaded with. `name` empty (auto): "gme" for a qwen2_vl checkpoint
-// whose directory holds gme_inference.py (GME's hub repositories ship it), else "default"
-// (UniME-V2's checkpoints carry no such mark: name it). A named recipe whose family is not
-// `model_type` is an InvalidInputError.
+// A checkpoint directory's own record of its recipe, {"recipe": NAME}: a merged checkpoint saved
+// from a model under a recipe writes it (train/peft_format.cc), so it loads the same way again.
+inline constexpr const char* kRecipeFile = "unime_recipe.json";
+
+// The recipe a checkpoint is loaded with. `name` empty (auto): the directory's kRecipeFile, else
+// "gme" for a qwen2_vl checkpoint whose directory holds gme_inference.py (GME's hub repositories
+// ship it), else "default" (UniME-V2's checkpoints carry no such mark: name it). A recipe whose
+// family is not `model_type` is an InvalidInputError.
 const EmbeddingRecipe& resolve_recipe(const std::string& name, const std::string& model_dir,
                                       const std::string& model_type);
 

@@ -172,6 +172,12 @@ void save_merged_checkpoint(model::EmbeddingModel& m, const std::string& base_di
       continue;
     fs::copy_file(entry.path(), fs::path(out_dir) / name, fs::copy_options::overwrite_existing);
   }
+  // The recipe the model ran under, so the merged checkpoint loads the same way (model/recipe.h).
+  const auto recipe_file = fs::path(out_dir) / model::kRecipeFile;
+  if (m.recipe().is_default())
+    fs::remove(recipe_file);  // one copied from the base would name another
+  else
+    core::write_file_atomic(recipe_file.string(), nlohmann::json{{"recipe", m.recipe().name}}.dump() + "\n");
 }
 
 }  // namespace unime::train

@@ -95,3 +95,19 @@ def test_its_4096_token_limit(v2):
     with pytest.raises(ValueError, match="more than max_length 4096"):
         model.encode([long_text])
     assert model.process([long_text], [None], [None], truncate=True).input_ids.shape[1] == 4096
+
+
+def test_a_merged_checkpoint_keeps_its_recipe(v2, tmp_path):
+    """UniME-V2's checkpoints carry no mark, so a model merged under the recipe records it
+    (unime_recipe.json) and loads with it again; a model merged under "default" records none."""
+    _, _, _, path = v2
+    model = unime.Model.from_pretrained(path, recipe="unime_v2")
+    model.add_lora(["q_proj", "v_proj"], r=2, alpha=4, init="gaussian", seed=3)
+    model.save_merged(tmp_path / "merged")
+    merged = unime.Model.from_pretrained(tmp_path / "merged")
+    assert merged.recipe == "unime_v2"
+    torch.testing.assert_close(merged.encode(["a red car"]), model.encode(["a red car"]), atol=1e-5, rtol=0)
+    assert unime.Model.from_pretrained(tmp_path / "merged", recipe="default").recipe == "default"
+    plain = unime.Model.from_pretrained(tmp_path / "merged", recipe="default")
+    plain.save_merged(tmp_path / "merged_default")
+    assert unime.Model.from_pretrained(tmp_path / "merged_default").recipe == "default"
