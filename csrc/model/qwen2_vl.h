@@ -106,7 +106,6 @@ class Qwen2VLBackbone : public Backbone {
   // counts from column 0 as GME does; the packed path from each sequence's first real token (a
   // shift rotary attention does not see, up to rounding).
   void set_sequential_positions(bool on) { sequential_positions_ = on; }
-  bool sequential_positions() const { return sequential_positions_; }
 
   // Each image's grid (t = 1, h / 14, w / 14) from its resized size.
   std::vector<GridTHW> grids(const std::vector<ImageInput>& images) const;

@@ -71,6 +71,32 @@ void Qwen2VLImageConfig::validate(const std::string& source) const {
       throw InvalidInputError(source + ": image_std must be finite and non-zero, image_mean finite");
 }
 
+namespace {
+
+// smart_resize's scaling, shared by transformers' and GME's copies: (h, w), already rounded to
+// multiples of f, scaled by beta = sqrt(area ratio) with floor (above max_pixels) or ceil (below
+// min_pixels) when outside the range. Python's order of operations, so results match to the bit.
+std::pair<int64_t, int64_t> into_pixel_range(int64_t height, int64_t width, int64_t h, int64_t w, int64_t f,
+                                             int64_t min_pixels, int64_t max_pixels) {
+  const double H = static_cast<double>(height), W = static_cast<double>(width), F = static_cast<double>(f);
+  if (h * w > max_pixels) {
+    const double beta = std::sqrt((H * W) / static_cast<double>(max_pixels));
+    return {static_cast<int64_t>(std::floor(H / beta / F)) * f, static_cast<int64_t>(std::floor(W / beta / F)) * f};
+  }
+  if (h * w < min_pixels) {
+    const double beta = std::sqrt(static_cast<double>(min_pixels) / (H * W));
+    return {static_cast<int64_t>(std::ceil(H * beta / F)) * f, static_cast<int64_t>(std::ceil(W * beta / F)) * f};
+  }
+  return {h, w};
+}
+
+// Python's round(x / f) * f: half to even, which nearbyint does in the default rounding mode.
+int64_t round_by_factor(int64_t x, int64_t f) {
+  return static_cast<int64_t>(std::nearbyint(static_cast<double>(x) / static_cast<double>(f))) * f;
+}
+
+}  // namespace
+
 std::pair<int64_t, int64_t> qwen2_vl_smart_resize(int64_t height, int64_t width, const Qwen2VLImageConfig& config) {
   const int64_t f = config.factor();
   const auto size = std::to_string(height) + "x" + std::to_string(width);
@@ -79,19 +105,8 @@ std::pair<int64_t, int64_t> qwen2_vl_smart_resize(int64_t height, int64_t width,
                             " pixels (Qwen2-VL's smart_resize)");
   if (static_cast<double>(std::max(height, width)) / static_cast<double>(std::min(height, width)) > 200)
     throw InvalidInputError("image " + size + ": aspect ratio above 200 (Qwen2-VL's smart_resize)");
-  const double H = static_cast<double>(height), W = static_cast<double>(width), F = static_cast<double>(f);
-  // Python's round() on the quotient: half to even, which nearbyint does in the default rounding mode.
-  int64_t h = static_cast<int64_t>(std::nearbyint(H / F)) * f;
-  int64_t w = static_cast<int64_t>(std::nearbyint(W / F)) * f;
-  if (h * w > config.max_pixels) {
-    const double beta = std::sqrt((H * W) / static_cast<double>(config.max_pixels));
-    h = static_cast<int64_t>(std::floor(H / beta / F)) * f;
-    w = static_cast<int64_t>(std::floor(W / beta / F)) * f;
-  } else if (h * w < config.min_pixels) {
-    const double beta = std::sqrt(static_cast<double>(config.min_pixels) / (H * W));
-    h = static_cast<int64_t>(std::ceil(H * beta / F)) * f;
-    w = static_cast<int64_t>(std::ceil(W * beta / F)) * f;
-  }
+  const auto [h, w] = into_pixel_range(height, width, round_by_factor(height, f), round_by_factor(width, f), f,
+                                       config.min_pixels, config.max_pixels);
   if (h == 0 || w == 0)  // transformers then fails inside PIL ("height and width must be > 0")
     throw InvalidInputError("image " + size + ": too elongated for max_pixels " + std::to_string(config.max_pixels) +
                             " (smart_resize gives " + std::to_string(h) + "x" + std::to_string(w) + ")");
@@ -102,18 +117,8 @@ std::pair<int64_t, int64_t> gme_pre_resize_size(int64_t height, int64_t width) {
   constexpr int64_t f = 28, min_pixels = 4 * 28 * 28, max_pixels = 16384 * 28 * 28, max_ratio = 200;
   if (height <= 0 || width <= 0)
     throw InvalidInputError("image " + std::to_string(height) + "x" + std::to_string(width) + ": empty");
-  const double H = static_cast<double>(height), W = static_cast<double>(width), F = static_cast<double>(f);
-  int64_t h = std::max(f, static_cast<int64_t>(std::nearbyint(H / F)) * f);
-  int64_t w = std::max(f, static_cast<int64_t>(std::nearbyint(W / F)) * f);
-  if (h * w > max_pixels) {
-    const double beta = std::sqrt((H * W) / static_cast<double>(max_pixels));
-    h = static_cast<int64_t>(std::floor(H / beta / F)) * f;
-    w = static_cast<int64_t>(std::floor(W / beta / F)) * f;
-  } else if (h * w < min_pixels) {
-    const double beta = std::sqrt(static_cast<double>(min_pixels) / (H * W));
-    h = static_cast<int64_t>(std::ceil(H * beta / F)) * f;
-    w = static_cast<int64_t>(std::ceil(W * beta / F)) * f;
-  }
+  auto [h, w] = into_pixel_range(height, width, std::max(f, round_by_factor(height, f)),
+                                 std::max(f, round_by_factor(width, f)), f, min_pixels, max_pixels);
   if (h == 0 || w == 0)  // GME divides by zero in its ratio check
     throw InvalidInputError("image " + std::to_string(height) + "x" + std::to_string(width) +
                             ": too elongated for GME's smart_resize (it gives " + std::to_string(h) + "x" +

@@ -18,6 +18,9 @@ const std::map<std::string, PromptTemplate>& table() {
   //   <|vision_start|><|image_pad|><|vision_end|>. VLM2Vec's MMEB rows replace "<|image_1|>" by a
   //   bare "<|image_pad|>" (V2 src/model_utils.py L34-40), kept here as the instruction placeholder.
   // Text-only decoders get the text as it is.
+  // Qwen2-VL's stage-1 prompt, which its recipes' templates keep.
+  static const std::string kQwenDistill =
+      "<|im_start|>user\n{text}\nSummary above sentences in one word:<|im_end|>\n<|im_start|>assistant\n";
   static const std::map<std::string, PromptTemplate> t = {
       {"llava_next",
        {"llava_next",
@@ -41,7 +44,7 @@ const std::map<std::string, PromptTemplate>& table() {
         "<|image_pad|>",
         "<|im_start|>user\n{text}\nSummary above sentence in one word:<|im_end|>\n<|im_start|>assistant\n",
         "<|im_start|>user\n{image}\nSummary above image in one word:<|im_end|>\n<|im_start|>assistant\n",
-        "<|im_start|>user\n{text}\nSummary above sentences in one word:<|im_end|>\n<|im_start|>assistant\n",
+        kQwenDistill,
         {"<|vision_start|>", "<|image_pad|>", "<|vision_end|>"}}},
       // gme: GME's one chat form (gme_inference.py L115-131, backbones.md C.6): the instruction
       //   as the system turn, the vision block before the text, and a trailing <|endoftext|>, the
@@ -52,7 +55,7 @@ const std::map<std::string, PromptTemplate>& table() {
         "<|vision_start|><|image_pad|><|vision_end|>",
         "",
         "",
-        "<|im_start|>user\n{text}\nSummary above sentences in one word:<|im_end|>\n<|im_start|>assistant\n",
+        kQwenDistill,
         {"<|vision_start|>", "<|image_pad|>", "<|vision_end|>"},
         "<|im_start|>system\n{instruction}<|im_end|>\n<|im_start|>user\n{image}{text}<|im_end|>\n"
         "<|im_start|>assistant\n<|endoftext|>",
@@ -66,7 +69,7 @@ const std::map<std::string, PromptTemplate>& table() {
         "<|image_pad|>",
         "{text}",
         "{image} Find an image caption describing the given image.",
-        "<|im_start|>user\n{text}\nSummary above sentences in one word:<|im_end|>\n<|im_start|>assistant\n",
+        kQwenDistill,
         {"<|vision_start|>", "<|image_pad|>", "<|vision_end|>"}}},
       {"llama", {"llama", "", "", "{text}", "", "{text}", {}}},
       {"mistral", {"mistral", "", "", "{text}", "", "{text}", {}}},
