@@ -56,6 +56,13 @@ def workload(seed: int = 0):
 
 
 def save_model(path, args):
+    """The model's checkpoint saved at `path` (CPU, float32); returns transformers' processor for it."""
+    return make_model(path, args)[1]
+
+
+def make_model(path, args, device="cpu", dtype=torch.float32):
+    """A random LLaVA-NeXT of args' shape, made on `device` in `dtype` and saved at `path` with its
+    tokenizer and image processor; returns (the transformers model, its processor)."""
     from transformers import (CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration,
                               LlavaNextImageProcessor, LlavaNextProcessor, MistralConfig, PreTrainedTokenizerFast)
 
@@ -70,7 +77,9 @@ def save_model(path, args):
                               image_size=336, patch_size=14, projection_dim=args.hidden)
     config = LlavaNextConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), image_token_index=32000,
                              image_grid_pinpoints=PINPOINTS, vision_feature_layer=-2, attn_implementation="sdpa")
-    LlavaNextForConditionalGeneration(config).save_pretrained(path, safe_serialization=True)
+    with torch.device(device):
+        model = LlavaNextForConditionalGeneration._from_config(config, torch_dtype=dtype)
+    model.save_pretrained(path, safe_serialization=True)
     image_processor = LlavaNextImageProcessor(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336},
                                               image_grid_pinpoints=PINPOINTS)  # 336-px tiles, CLIP mean/std
     image_processor.save_pretrained(path)
@@ -78,9 +87,9 @@ def save_model(path, args):
     tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(path, "tokenizer.json"), bos_token="<s>",
                                   eos_token="</s>", unk_token="<unk>", pad_token="<pad>", padding_side="left",
                                   model_input_names=["input_ids", "attention_mask"])
-    return LlavaNextProcessor(image_processor=image_processor, tokenizer=tok, patch_size=14,
-                              vision_feature_select_strategy="default", image_token="<image>",
-                              num_additional_image_tokens=1)
+    return model, LlavaNextProcessor(image_processor=image_processor, tokenizer=tok, patch_size=14,
+                                     vision_feature_select_strategy="default", image_token="<image>",
+                                     num_additional_image_tokens=1)
 
 
 def main() -> None:

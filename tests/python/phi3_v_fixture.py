@@ -103,14 +103,25 @@ def reference_model(dtype=torch.float32, config: dict | None = None):
 def save_tiny_checkpoint(path: str, tokenizer_json: str, num_crops: int = 4, config: dict | None = None) -> str:
     """The tiny checkpoint as the released one is laid out (model.*, vision_embed_tokens.*, wte as a
     second name of embed_tokens), with the Phi-3 tokenizer and a preprocessor config."""
+    model = reference_model(config=config)
+    write_checkpoint_files(path, tokenizer_json, num_crops, config)
+    save_weights(path, model)
+    return path
+
+
+def save_weights(path: str, model) -> None:
+    """A Phi3VReference's parameters under the released names, as model.safetensors."""
     from safetensors.torch import save_file
 
-    os.makedirs(path, exist_ok=True)
-    model = reference_model(config=config)
     params = dict(model.named_parameters())
-    tensors = {released: params[name].detach().clone() for released, name in model.released_names().items()}
+    tensors = {released: params[name].detach().cpu().contiguous() for released, name in model.released_names().items()}
     tensors["model.vision_embed_tokens.wte.weight"] = tensors["model.embed_tokens.weight"].clone()
     save_file(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+
+
+def write_checkpoint_files(path: str, tokenizer_json: str, num_crops: int = 4, config: dict | None = None) -> None:
+    """Everything of a checkpoint folder but the weights: config.json, the preprocessor config, the tokenizer."""
+    os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(config or TINY_CONFIG, f, indent=1)
     with open(os.path.join(path, "preprocessor_config.json"), "w") as f:
@@ -119,4 +130,3 @@ def save_tiny_checkpoint(path: str, tokenizer_json: str, num_crops: int = 4, con
                    "image_std": [0.26862954, 0.26130258, 0.27577711], "do_convert_rgb": True}, f)
     with open(tokenizer_json) as src, open(os.path.join(path, "tokenizer.json"), "w") as dst:
         dst.write(src.read())
-    return path

@@ -80,14 +80,18 @@ def token_ids(tokenizer, prompt: str, image_tokens: int | None) -> list[int]:
 
 
 class Phi3VReference(nn.Module):
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, attn_implementation: str | None = None):
+        """attn_implementation: transformers' attention for both parts ("sdpa" for speed on a GPU);
+        None: eager for Phi-3, transformers' default for CLIP."""
         from transformers import CLIPVisionConfig, CLIPVisionModel, Phi3Config, Phi3ForCausalLM
 
         super().__init__()
         text = {k: v for k, v in config.items()
                 if k not in ("model_type", "architectures", "embd_layer", "img_processor", "torch_dtype")}
-        self.lm = Phi3ForCausalLM(Phi3Config(**text, attn_implementation="eager"))
-        vision = config["img_processor"].get("vision_config", {})
+        self.lm = Phi3ForCausalLM(Phi3Config(**text, attn_implementation=attn_implementation or "eager"))
+        vision = dict(config["img_processor"].get("vision_config", {}))
+        if attn_implementation:
+            vision["attn_implementation"] = attn_implementation
         self.clip = CLIPVisionModel(CLIPVisionConfig(**vision))
         self.layer_idx = config["img_processor"].get("layer_idx", -2)
         c = self.clip.config.hidden_size
