@@ -225,7 +225,7 @@ tok_dict="$tok_dir/tokenizer.dict"
 
 run_fuzzer "the tokenizer" "$tok_binary" "$tok_dir" "$tok_dict"
 
-# ---- images (fuzz/image_fuzzer.cc): resizing and LLaVA-NeXT preprocessing ----------------------
+# ---- images (fuzz/image_fuzzer.cc): resizing, LLaVA-NeXT, Phi-3.5-V, Qwen2-VL and GME preprocessing ---
 img_binary="$outdir/image_fuzzer"
 img_dir="$outdir/image"
 mkdir -p "$img_dir/seeds" "$img_dir/corpus" "$img_dir/artifacts"
@@ -237,6 +237,12 @@ printf '\x00\x00\x00\x00\x00\x00\x00\x02\xff' >"$img_dir/seeds/one_pixel"
 printf '\x5f\x03\xc7\x00\x01\x00\x01\x01\x00\x80\xff' >"$img_dir/seeds/tall_to_wide"
 printf '{"image_grid_pinpoints": [[28,56],[56,28],[56,56]], "crop_size": {"height": 28, "width": 28}, "size": {"shortest_edge": 28}, "resample": 2}' \
   >"$img_dir/seeds/config"
+printf '{"min_pixels": 3136, "max_pixels": 1003520, "patch_size": 14, "merge_size": 2, "temporal_patch_size": 2}' \
+  >"$img_dir/seeds/qwen2_vl_config"
+# The family byte (8th) picks Phi-3.5-V (3-5), Qwen2-VL (6-8) and GME (9-11) after the resize.
+printf '\x30\x18\x05\x03\x0f\x00\x00\x03abcdefgh' >"$img_dir/seeds/phi3_v"
+printf '\x50\x40\x21\x00\x05\x31\x00\x06abcdefgh' >"$img_dir/seeds/qwen2_vl"
+printf '\x02\x5f\x27\x11\x00\x00\x01\x09abcdefgh' >"$img_dir/seeds/gme"
 img_dict="$img_dir/image.dict"
-printf '"image_grid_pinpoints"\n"crop_size"\n"shortest_edge"\n"image_mean"\n"image_std"\n"resample"\n"rescale_factor"\n"patch_size"\n"vision_config"\n"exact_pad"\n' >"$img_dict"
+printf '"image_grid_pinpoints"\n"crop_size"\n"shortest_edge"\n"image_mean"\n"image_std"\n"resample"\n"rescale_factor"\n"patch_size"\n"vision_config"\n"exact_pad"\n"min_pixels"\n"max_pixels"\n"merge_size"\n"temporal_patch_size"\n' >"$img_dict"
 run_fuzzer "the image path" "$img_binary" "$img_dir" "$img_dict"

@@ -8,6 +8,8 @@
 namespace {
 
 using unime::core::image::gme_pre_resize_size;
+using unime::core::image::qwen2_vl_smart_resize;
+using unime::core::image::Qwen2VLImageConfig;
 using Size = std::pair<int64_t, int64_t>;
 
 // GME's smart_resize (gme_inference.py): tests/python/test_gme.py checks it against qwen_vl_utils on
@@ -29,6 +31,20 @@ TEST(GmePreResize, ClampsAspectRatiosAbove200) {
 TEST(GmePreResize, RefusesSidesThatWouldVanish) {
   EXPECT_THROW(gme_pre_resize_size(0, 10), unime::InvalidInputError);
   EXPECT_THROW(gme_pre_resize_size(1, 20000000), unime::InvalidInputError);  // floor gives a 0 side
+}
+
+// Sizes whose rounded area is past int64 (found by fuzz/image_fuzzer.cc: the product overflowed) are
+// above any max_pixels, as Python's ints compare them: a square of any size above the limit scales to
+// the same size.
+TEST(SmartResize, HugeSizesScaleDownWithoutOverflow) {
+  const Qwen2VLImageConfig config;
+  const int64_t huge = int64_t{1} << 40;
+  EXPECT_EQ(qwen2_vl_smart_resize(huge, huge, config), qwen2_vl_smart_resize(4096, 4096, config));
+  EXPECT_EQ(gme_pre_resize_size(huge, huge), gme_pre_resize_size(8192, 8192));
+  const auto [h, w] = qwen2_vl_smart_resize(huge, huge / 100, config);
+  EXPECT_LE(h * w, config.max_pixels);
+  EXPECT_EQ(h % 28, 0);
+  EXPECT_EQ(w % 28, 0);
 }
 
 }  // namespace

@@ -79,11 +79,13 @@ namespace {
 std::pair<int64_t, int64_t> into_pixel_range(int64_t height, int64_t width, int64_t h, int64_t w, int64_t f,
                                              int64_t min_pixels, int64_t max_pixels) {
   const double H = static_cast<double>(height), W = static_cast<double>(width), F = static_cast<double>(f);
-  if (h * w > max_pixels) {
+  int64_t area = 0;  // h * w as Python's ints compare it: a product past int64 is above any limit
+  const bool huge = __builtin_mul_overflow(h, w, &area);
+  if (huge || area > max_pixels) {
     const double beta = std::sqrt((H * W) / static_cast<double>(max_pixels));
     return {static_cast<int64_t>(std::floor(H / beta / F)) * f, static_cast<int64_t>(std::floor(W / beta / F)) * f};
   }
-  if (h * w < min_pixels) {
+  if (area < min_pixels) {
     const double beta = std::sqrt(static_cast<double>(min_pixels) / (H * W));
     return {static_cast<int64_t>(std::ceil(H * beta / F)) * f, static_cast<int64_t>(std::ceil(W * beta / F)) * f};
   }
