@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 
-from .images import load_image
+from .images import decode_each
 from .inputs import SkippedInput, describe
 
 # Real tokens per forward pass by default: large enough that matrix multiplications run near their
@@ -71,15 +71,16 @@ def prepare_window(core: Any, job: EncodeJob, index: list[int]) -> Window:
     """Decodes the images of inputs `index` and builds their batch; bad inputs are raised (naming the
     input) or recorded as skipped."""
     arrays, keep, skipped = [], [], []
-    for i in index:
-        try:
-            image = job.images[i]
-            arrays.append(None if image is None else load_image(image, max_pixels=job.max_pixels))
-            keep.append(i)
-        except (ValueError, TypeError, OSError) as e:
+    decoded = decode_each([job.images[i] for i in index], max_pixels=job.max_pixels,
+                          num_threads=job.options["num_threads"])
+    for i, image in zip(index, decoded):
+        if isinstance(image, Exception):
             if job.raise_errors:
-                raise type(e)(f"image {i} ({describe(job.images[i])}): {e}") from e
-            skipped.append(SkippedInput(i, describe(job.images[i]), str(e)))
+                raise type(image)(f"image {i} ({describe(job.images[i])}): {image}") from image
+            skipped.append(SkippedInput(i, describe(job.images[i]), str(image)))
+            continue
+        arrays.append(image)
+        keep.append(i)
     window = Window(len(index), keep, skipped=skipped)
     if keep:
         prompts = None if job.prompts is None else [job.prompts[i] for i in keep]

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "LoadedImages",
     "SkippedImage",
+    "decode_each",
     "load_image",
     "load_images",
     "llava_next_preprocess",
@@ -153,6 +155,46 @@ def load_image(
     )
 
 
+def decode_each(
+    images: Sequence[Any],
+    *,
+    max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+    apply_exif_orientation: bool = False,
+    num_threads: int = 0,
+) -> List[Union[np.ndarray, None, Exception]]:
+    """load_image of each input, in order: None stays None, and a failure (ValueError, TypeError,
+    OSError) takes the failing input's place instead of being raised, so the caller decides what to
+    raise or skip. Files are decoded on up to ``num_threads`` threads (0: one per core): Pillow
+    releases the GIL while it decodes, and a 12-megapixel JPEG takes about 170 ms of one core. PIL
+    images, arrays and tensors are converted on the calling thread (one PIL object may appear twice,
+    and Pillow's lazy loading is not thread-safe)."""
+    if num_threads < 0:
+        raise ValueError(f"num_threads must be >= 0, got {num_threads}")
+
+    def one(x: Any) -> Union[np.ndarray, None, Exception]:
+        if x is None:
+            return None
+        try:
+            return load_image(x, max_pixels=max_pixels, apply_exif_orientation=apply_exif_orientation)
+        except (ValueError, TypeError, OSError) as e:
+            return e
+
+    files = [i for i, x in enumerate(images) if isinstance(x, (str, os.PathLike))]
+    threads = min(len(files), num_threads or os.cpu_count() or 1)
+    out: List[Union[np.ndarray, None, Exception]] = [None] * len(images)
+    if threads > 1:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unime-decode") as pool:
+            for i, result in zip(files, pool.map(one, [images[i] for i in files])):
+                out[i] = result
+    else:
+        for i in files:
+            out[i] = one(images[i])
+    for i, x in enumerate(images):
+        if not isinstance(x, (str, os.PathLike)):
+            out[i] = one(x)
+    return out
+
+
 @dataclass
 class SkippedImage:
     index: int  # position in the list given to load_images
@@ -185,21 +227,26 @@ def load_images(
     on_error: str = "raise",
     max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
     apply_exif_orientation: bool = False,
+    num_threads: int = 0,
 ) -> LoadedImages:
-    """load_image on each input. A failure raises the same exception type with the message prefixed
-    by ``image I (SOURCE): ``; with ``on_error="skip"`` it is recorded in ``.skipped`` instead and
+    """load_image on each input (files on ``num_threads`` threads, 0: one per core; see decode_each).
+    A failure raises the same exception type with the message prefixed by ``image I (SOURCE): ``
+    (the first failing input's); with ``on_error="skip"`` it is recorded in ``.skipped`` instead and
     the good images are returned in order (``.indices`` maps them back to the input)."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     out = LoadedImages()
-    for i, x in enumerate(images):
-        try:
-            arr = load_image(x, max_pixels=max_pixels, apply_exif_orientation=apply_exif_orientation)
-        except (ValueError, TypeError, OSError) as e:
-            message = f"image {i} ({_describe(x)}): {e}"
+    decoded = decode_each(images, max_pixels=max_pixels, apply_exif_orientation=apply_exif_orientation,
+                          num_threads=num_threads)
+    for i, (x, arr) in enumerate(zip(images, decoded)):
+        if arr is None:  # None is no image here: load_image's TypeError
+            arr = TypeError(f"unsupported image type {type(x).__name__}: expected a path, PIL.Image, numpy array "
+                            "or torch tensor")
+        if isinstance(arr, Exception):
+            message = f"image {i} ({_describe(x)}): {arr}"
             if on_error == "raise":
-                raise type(e)(message) from e
-            out.skipped.append(SkippedImage(i, _describe(x), str(e)))
+                raise type(arr)(message) from arr
+            out.skipped.append(SkippedImage(i, _describe(x), str(arr)))
             continue
         out.images.append(arr)
         out.indices.append(i)

@@ -1,5 +1,6 @@
 """unime.images.load_image / load_images: every PIL mode converted as transformers 4.48 does,
-arrays and tensors, the pixel cap, corrupt and truncated files, EXIF orientation, error reports."""
+arrays and tensors, the pixel cap, corrupt and truncated files, EXIF orientation, error reports,
+files decoded on several threads (decode_each)."""
 
 import io
 import struct
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 from transformers import LlavaNextImageProcessor
 
-from unime.images import load_image, load_images, llava_next_preprocess
+from unime.images import decode_each, load_image, load_images, llava_next_preprocess
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +207,46 @@ def test_load_images_raise_and_skip(tmp_path):
     assert result.skipped[2].index == 4 and "uint8" in result.skipped[2].reason
     with pytest.raises(ValueError, match="on_error"):
         load_images(items, on_error="ignore")
+
+
+def test_decode_each_on_threads_equals_one_thread_in_order(tmp_path):
+    paths = []
+    for i in range(12):
+        p = tmp_path / f"{i}.{'png' if i % 2 else 'jpg'}"
+        Image.fromarray(noise_rgb(30 + i, 40 + 2 * i, seed=i)).save(p)
+        paths.append(str(p) if i % 3 else p)  # str and PathLike
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    pil = Image.fromarray(noise_rgb(9, 7))
+    items = paths[:5] + [None, bad, pil, pil, noise_rgb(4, 4)] + paths[5:] + [tmp_path / "missing.png"]
+    one = decode_each(items, num_threads=1)
+    many = decode_each(items, num_threads=4)
+    assert len(one) == len(many) == len(items)
+    for x, a, b in zip(items, one, many):
+        if x is None:
+            assert a is None and b is None
+        elif isinstance(a, Exception):
+            assert type(a) is type(b) and str(a) == str(b)
+        else:
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, load_image(x))
+    assert isinstance(many[6], ValueError) and "bad.jpg" in str(many[6])
+    assert isinstance(many[-1], FileNotFoundError)
+    np.testing.assert_array_equal(many[7], many[8])  # one PIL object twice
+    with pytest.raises(ValueError, match="num_threads"):
+        decode_each(items, num_threads=-1)
+
+
+def test_load_images_names_the_first_bad_file_when_decoding_on_threads(tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(noise_rgb()).save(good)
+    bad = tmp_path / "x.jpg"
+    bad.write_bytes(b"not an image")
+    items = [good] * 6 + [bad] + [good] * 3 + [tmp_path / "missing.png"]
+    with pytest.raises(ValueError, match=r"^image 6 \(.*x.jpg\): "):
+        load_images(items, num_threads=3)
+    result = load_images(items, on_error="skip", num_threads=3)
+    assert result.indices == [0, 1, 2, 3, 4, 5, 7, 8, 9]
+    assert [s.index for s in result.skipped] == [6, 10]
+    with pytest.raises(TypeError, match=r"^image 1 \(NoneType\): unsupported image type"):
+        load_images([good, None])

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .. import _C
-from ..images import DEFAULT_MAX_PIXELS, load_image
+from ..images import DEFAULT_MAX_PIXELS, decode_each
 from .config import TrainerConfig
 from .data import Example, Input, as_dataset
 from .teacher import teacher_embeddings
@@ -168,13 +168,10 @@ class Trainer:
         """Parallel lists for the C++ side; an unreadable image fails its example (named)."""
         limit = self.config.max_pixels or DEFAULT_MAX_PIXELS
         texts, images, instructions, prompts = [], [], [], []
-        for k, x in rows:
-            image = None
-            if x.image is not None and not failures[k]:
-                try:
-                    image = load_image(x.image, max_pixels=limit)
-                except (OSError, ValueError, TypeError) as e:
-                    failures[k] = f"image {x.image if isinstance(x.image, str) else type(x.image).__name__}: {e}"
+        decoded = decode_each([None if failures[k] else x.image for k, x in rows], max_pixels=limit)
+        for (k, x), image in zip(rows, decoded):
+            if isinstance(image, Exception) and not failures[k]:
+                failures[k] = f"image {x.image if isinstance(x.image, str) else type(x.image).__name__}: {image}"
             if failures[k]:  # a placeholder the C++ side leaves out of the loss
                 texts.append("")
                 images.append(None)
