@@ -38,6 +38,12 @@ CASES = [
     (100, 100, 41, 100),  # vertical pass only
     (33, 1000, 4, 1008),  # extreme aspect
     (999, 1, 1008, 2),
+    # Horizontal passes with 8 or more taps run on int32 planes (csrc/core/image/resample.cc): around
+    # the switch (bicubic 9 taps at a 1.52x downscale, 7 at 1.49x; bilinear 9 at 3.3x) and a phone photo.
+    (50, 100, 50, 66),
+    (50, 100, 50, 67),
+    (40, 1000, 40, 300),
+    (3024, 4032, 504, 672),
 ]
 
 
