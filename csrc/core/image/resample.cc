@@ -139,10 +139,20 @@ inline __attribute__((always_inline)) void resample_rows_planar_impl(const uint8
   }
 }
 
+// x86-64 is built for its baseline (SSE2: no 32-bit vector multiply); an AVX2 build of the same
+// loops is picked at run time where the CPU has it.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define UNIME_RESAMPLE_AVX2 1
+bool has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+
 __attribute__((target("avx2"))) void resample_rows_planar_avx2(const uint8_t* in, int in_w, int row0, int rows,
                                                                const Taps& taps, int out_w, uint8_t* out) {
   resample_rows_planar_impl(in, in_w, row0, rows, taps, out_w, out);
 }
+#endif
 
 void resample_rows_planar(const uint8_t* in, int in_w, int row0, int rows, const Taps& taps, int out_w, uint8_t* out) {
   resample_rows_planar_impl(in, in_w, row0, rows, taps, out_w, out);
@@ -152,8 +162,10 @@ constexpr int kPlanarMinTaps = 8;  // below this the split costs more than the v
 
 void resample_rows(const uint8_t* in, int in_w, int row0, int rows, const Taps& taps, int out_w, uint8_t* out) {
   if (taps.ksize < kPlanarMinTaps) return resample_rows_interleaved(in, in_w, row0, rows, taps, out_w, out);
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  (avx2 ? resample_rows_planar_avx2 : resample_rows_planar)(in, in_w, row0, rows, taps, out_w, out);
+#ifdef UNIME_RESAMPLE_AVX2
+  if (has_avx2()) return resample_rows_planar_avx2(in, in_w, row0, rows, taps, out_w, out);
+#endif
+  resample_rows_planar(in, in_w, row0, rows, taps, out_w, out);
 }
 
 // Vertical pass: output row o mixes input rows first[o] - row0 ... of `in` (width w). The loop
@@ -176,14 +188,17 @@ inline __attribute__((always_inline)) void resample_columns_impl(const uint8_t* 
   }
 }
 
+#ifdef UNIME_RESAMPLE_AVX2
 __attribute__((target("avx2"))) void resample_columns_avx2(const uint8_t* in, int w, int row0, const Taps& taps,
                                                            int out_h, uint8_t* out) {
   resample_columns_impl(in, w, row0, taps, out_h, out);
 }
+#endif
 
 void resample_columns(const uint8_t* in, int w, int row0, const Taps& taps, int out_h, uint8_t* out) {
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return resample_columns_avx2(in, w, row0, taps, out_h, out);
+#ifdef UNIME_RESAMPLE_AVX2
+  if (has_avx2()) return resample_columns_avx2(in, w, row0, taps, out_h, out);
+#endif
   resample_columns_impl(in, w, row0, taps, out_h, out);
 }
 
