@@ -117,6 +117,7 @@ void bind_train(py::module_& m) {
            UNIME_STEP_ARGS)
       .def("set_num_examples", &Trainer::set_num_examples)
       .def("next_indices", &Trainer::next_indices)
+      .def("peek_indices", &Trainer::peek_indices)
       .def(
           "save_checkpoint",
           [](Trainer& t, const std::string& root, int64_t keep_last, const std::map<std::string, py::bytes>& extra) {

@@ -31,9 +31,20 @@ std::vector<int64_t> EpochSampler::next() {
     batch_ = 0;
     shuffle();
   }
+  return share_of(batch_++);
+}
+
+std::vector<int64_t> EpochSampler::peek() const {
+  if (batch_ >= batches_per_epoch()) {  // the next epoch's order: shuffled on a copy
+    EpochSampler ahead = *this;
+    return ahead.next();
+  }
+  return share_of(batch_);
+}
+
+std::vector<int64_t> EpochSampler::share_of(int64_t batch) const {
   const int64_t share = batch_size_ / world_size_;
-  const int64_t start = batch_ * batch_size_ + rank_ * share;
-  ++batch_;
+  const int64_t start = batch * batch_size_ + rank_ * share;
   return {order_.begin() + start, order_.begin() + start + share};
 }
 

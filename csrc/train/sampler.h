@@ -18,6 +18,8 @@ class EpochSampler {
   // This rank's example indices of the next global batch; moves the position on (to the next epoch
   // when this one is exhausted).
   std::vector<int64_t> next();
+  // What next() will return, without moving the position (for preparing a batch ahead).
+  std::vector<int64_t> peek() const;
   int64_t epoch() const { return epoch_; }
   int64_t batch_in_epoch() const { return batch_; }
   int64_t batches_per_epoch() const { return num_examples_ / batch_size_; }
@@ -25,6 +27,7 @@ class EpochSampler {
 
  private:
   void shuffle();
+  std::vector<int64_t> share_of(int64_t batch) const;  // this rank's indices of batch `batch` of the epoch
   int64_t num_examples_, batch_size_, rank_, world_size_;
   uint64_t seed_;
   int64_t epoch_ = 0, batch_ = 0;

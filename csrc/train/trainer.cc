@@ -155,6 +155,11 @@ std::vector<int64_t> Trainer::next_indices() {
   return sampler_->next();
 }
 
+std::vector<int64_t> Trainer::peek_indices() const {
+  if (!sampler_) throw InvalidInputError("call set_num_examples(n) before peek_indices()");
+  return sampler_->peek();
+}
+
 double Trainer::micro_step(const StepBatch& batch, int64_t begin, int64_t end, double scale,
                            std::vector<SkippedExample>& skipped, int64_t& used, bool last) {
   const auto& c = config_;

@@ -72,6 +72,7 @@ class Trainer {
   // The data order: after set_num_examples(n), next_indices() gives this rank's examples of each step.
   void set_num_examples(int64_t n);
   std::vector<int64_t> next_indices();
+  std::vector<int64_t> peek_indices() const;  // what next_indices() will give, the position kept
 
   // Writes root/checkpoint-<step>/ (adapters in PEFT's format, optimiser, RNG, position, config,
   // and `extra_files` name -> bytes from the caller), completed by its marker; keeps `keep_last`.

@@ -3,6 +3,7 @@ round trips, and exporting to PEFT and to a merged Hugging Face checkpoint."""
 
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -211,3 +212,50 @@ def test_training_every_weight(checkpoint, tmp_path):
     resumed.resume()
     assert resumed.global_step == 1
     assert all(torch.equal(v, after[k]) for k, v in resumed.trainable_parameters())
+
+
+def test_fit_with_prefetch_is_fit_without(checkpoint, tmp_path):
+    """fit() prepares the next step's examples (image files decoded) on a worker thread while a step
+    runs: the same batches, losses, skipped examples and adapters as preparing each step in turn, and
+    a bad example in raise mode stops the run at the same step."""
+    from PIL import Image
+
+    examples = instruct_examples(12, seed=3)
+    for k, e in enumerate(examples):  # the images as files, so that there is decoding to do ahead
+        side = e.query if e.query.image is not None else e.positive
+        path = tmp_path / f"{k}.png"
+        Image.fromarray(side.image).save(path)
+        side.image = str(path)
+    (tmp_path / "5.png").write_bytes(b"not a png")  # example 5's image, in a batch past the first
+
+    threads = {True: [], False: []}
+
+    def run(prefetch, on_error):
+        t = trainer(checkpoint, "instruct", batch_size=4, hard_negatives=0, max_steps=6, on_error=on_error)
+        prepare = t._prepare
+
+        def recorded(batch):
+            threads[prefetch].append(threading.current_thread().name)
+            return prepare(batch)
+
+        t._prepare = recorded
+        metrics = t.fit(examples, progress=False, prefetch=prefetch)
+        return t, metrics
+
+    (a, ahead), (b, straight) = run(True, "skip"), run(False, "skip")
+    # Each step prepared once: the first on the loop's thread, the other five ahead on the worker.
+    assert [n.startswith("unime-prepare") for n in threads[True]] == [False] + [True] * 5
+    assert not any(n.startswith("unime-prepare") for n in threads[False]) and len(threads[False]) == 6
+    assert [m["loss"] for m in ahead] == [m["loss"] for m in straight] and len(ahead) == 6
+    assert [m["skipped"] for m in ahead] == [m["skipped"] for m in straight]
+    assert sum(len(m["skipped"]) for m in ahead) >= 1  # the bad file was met, and skipped
+    for (name, x), (_, y) in zip(a.trainable_parameters(), b.trainable_parameters()):
+        assert torch.equal(x, y), name
+
+    stops = []
+    for prefetch in (True, False):
+        t = trainer(checkpoint, "instruct", batch_size=4, hard_negatives=0, max_steps=6)
+        with pytest.raises(ValueError, match=r"example ex5: image .*5\.png"):
+            t.fit(examples, progress=False, prefetch=prefetch)
+        stops.append(t.global_step)
+    assert stops[0] == stops[1] == next(i for i, m in enumerate(straight) if m["skipped"])

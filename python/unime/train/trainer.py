@@ -17,6 +17,7 @@ import json
 import os
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -82,7 +83,11 @@ class Trainer:
     def step(self, examples: Sequence[Example]) -> dict:
         """One optimiser step on `examples` (this rank's share of the global batch). Returns its metrics."""
         start = time.perf_counter()
-        result = self._core.step(**self._prepare(examples))
+        return self._step_prepared(self._prepare(examples), start)
+
+    def _step_prepared(self, arguments: dict, start: float) -> dict:
+        """The C++ step on _prepare's arguments; `start` is when the step began (its "seconds")."""
+        result = self._core.step(**arguments)
         seconds = time.perf_counter() - start
         skipped = {}
         for example_id, reason in result.skipped:
@@ -189,12 +194,14 @@ class Trainer:
     # ---- the loop ---------------------------------------------------------------------------------
 
     def fit(self, data: Any, *, resume: Any = True, max_steps: Optional[int] = None,
-            progress: bool = True) -> list[dict]:
+            progress: bool = True, prefetch: bool = True) -> list[dict]:
         """Trains until config.max_steps (or `max_steps`, to stop early) optimiser steps are done.
 
         data: a dataset (sequence of Example), a path (.jsonl / .json) or rows for the stage.
         resume: True: continue from the latest complete checkpoint under config.output_dir when
             there is one; a path: from that checkpoint; False: start fresh.
+        prefetch: decode the next step's images (and look up its teacher rows) on a worker thread
+            while a step runs; the batches, their order and checkpoints are the same either way.
         Returns the metrics of every step run by this call (also appended to output_dir/metrics.jsonl).
         """
         cfg = self.config
@@ -209,10 +216,21 @@ class Trainer:
             log = open(os.path.join(cfg.output_dir, "metrics.jsonl"), "a", encoding="utf-8")
         bar = _progress_bar(stop, self.global_step, progress and self.rank == 0)
         run: list[dict] = []
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unime-prepare") if prefetch else None
+        ahead = None  # (indices, future of their _prepare) for the step after this one
         try:
             while self.global_step < stop:
+                start = time.perf_counter()
                 indices = self._core.next_indices()
-                metrics = self.step([dataset[i] for i in indices])
+                if ahead is not None and ahead[0] == indices:
+                    arguments = ahead[1].result()  # raises here what _prepare raised, as without prefetch
+                else:
+                    arguments = self._prepare([dataset[i] for i in indices])
+                ahead = None
+                if pool is not None and self.global_step + 1 < stop:
+                    following = self._core.peek_indices()
+                    ahead = (following, pool.submit(self._prepare, [dataset[i] for i in following]))
+                metrics = self._step_prepared(arguments, start)
                 run.append(metrics)
                 self.history.append(metrics)
                 if log and (metrics["step"] % max(cfg.log_every, 1) == 0 or metrics["skipped"]):
@@ -231,6 +249,8 @@ class Trainer:
             if cfg.output_dir and (not cfg.save_every or self.global_step % cfg.save_every):
                 self.save_checkpoint()
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             if bar is not None:
                 bar.close()
             if log:
