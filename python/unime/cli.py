@@ -67,6 +67,20 @@ def _load_model(args):
     return unime.Model.from_pretrained(args.model, dtype=args.dtype, device=args.device, recipe=args.recipe)
 
 
+def threads_per_process(requested: int, env) -> int:
+    """Threads for one process's decoding and preprocessing: `requested`, or with 0 the cores it may
+    use divided among the LOCAL_WORLD_SIZE processes torchrun runs on this machine (each would
+    otherwise start one thread per core)."""
+    if requested < 0:
+        raise SystemExit(f"unime encode: --num-threads must be >= 0, got {requested}")
+    from .images import usable_cores
+
+    local = int(env.get("LOCAL_WORLD_SIZE", "1"))
+    if requested or local <= 1:
+        return requested
+    return max(1, usable_cores() // local)
+
+
 def _encode(args) -> int:
     from .shards import encode_to_shards, read_inputs
 
@@ -88,6 +102,7 @@ def _encode(args) -> int:
         records = (r if r.instruction else type(r)(r.id, r.text, r.image, args.instruction, r.error) for r in records)
     manifest = encode_to_shards(model, records, args.out, shard_size=args.shard_size, batch_size=args.batch_size,
                                 max_batch_tokens=args.max_batch_tokens,
+                                num_threads=threads_per_process(args.num_threads, os.environ),
                                 # only when set: folders written without it keep resuming
                                 **({"truncate": True} if args.truncate else {}),
                                 fmt=args.format, dtype=args.out_dtype, inputs_key=key,
@@ -216,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dtype", choices=["float32", "float16"], default="float32", help="stored dtype")
     p.add_argument("--truncate", action="store_true",
                    help="cut inputs over the token limit at the end (as GME and UniME-V2 do) instead of skipping them")
+    p.add_argument("--num-threads", type=int, default=0,
+                   help="threads for decoding and preprocessing (default 0: the cores, shared among the "
+                        "processes torchrun starts on this machine)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_args(p)
 

@@ -155,7 +155,7 @@ def load_image(
     )
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
     """The cores this process may run on (its affinity mask: taskset, cgroups' cpusets), not the machine's."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -188,7 +188,7 @@ def decode_each(
             return e
 
     files = [i for i, x in enumerate(images) if isinstance(x, (str, os.PathLike))]
-    threads = min(len(files), num_threads or _usable_cores())
+    threads = min(len(files), num_threads or usable_cores())
     out: List[Union[np.ndarray, None, Exception]] = [None] * len(images)
     if threads > 1:
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unime-decode") as pool:

@@ -255,7 +255,7 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
                      batch_size: int = 32, fmt: str = "npy", dtype: str = "float32", inputs_key: str = "",
                      show_progress: Optional[bool] = None, rank: Optional[int] = None,
                      world_size: Optional[int] = None, poll_seconds: float = 2.0, silence_limit: float = 600.0,
-                     **encode_options) -> dict:
+                     num_threads: int = 0, **encode_options) -> dict:
     """Embeds records into shards under out_dir (see the module docstring); returns the manifest.
 
     inputs_key: a description of the inputs (the command line's sources), checked on resume so a
@@ -263,7 +263,8 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
     data-parallel run (default: torch.distributed's, else the RANK / WORLD_SIZE environment, else
     0 of 1); rank 0 waits for the others' shards by polling every poll_seconds, and stops when a
     rank it waits for left a failure note or has given no sign of life for silence_limit seconds.
-    encode_options go to Model.encode.
+    num_threads: Model.encode's threads for decoding and preprocessing (0: one per core); not
+    recorded, since it does not change the vectors. encode_options go to Model.encode and are recorded.
     """
     if fmt not in ("npy", "safetensors"):
         raise ValueError(f"format must be 'npy' or 'safetensors', got {fmt!r}")
@@ -332,7 +333,8 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
         if good:
             vectors, skipped = model.encode([r.text for r in good], [r.image for r in good],
                                             instruction=[r.instruction for r in good], batch_size=batch_size,
-                                            output="numpy", on_error="skip", show_progress=False, **encode_options)
+                                            output="numpy", on_error="skip", show_progress=False,
+                                            num_threads=num_threads, **encode_options)
             lost = {s.index: s for s in skipped}
             bad += [{"id": good[i].id, "source": s.source, "reason": s.reason} for i, s in sorted(lost.items())]
             keep = [i for i in range(len(good)) if i not in lost]

@@ -158,3 +158,16 @@ def test_eval_command_writes_report_and_flags_left_out_rows(setup, tmp_path, cap
     assert main(["eval", "mmeb", "--model", setup["model"], "--out", str(out), "--data", str(tmp_path),
                  "--quiet"]) == 1
     assert "none of MMEB's 36 datasets" in capsys.readouterr().err
+
+
+def test_encode_threads_are_shared_among_the_processes_of_a_machine():
+    from unime.cli import threads_per_process
+    from unime.images import usable_cores
+
+    cores = usable_cores()
+    assert threads_per_process(0, {}) == 0  # one process: encode's own default, one thread per core
+    assert threads_per_process(3, {"LOCAL_WORLD_SIZE": "8"}) == 3  # asked for
+    assert threads_per_process(0, {"LOCAL_WORLD_SIZE": "2"}) == max(1, cores // 2)
+    assert threads_per_process(0, {"LOCAL_WORLD_SIZE": str(4 * cores)}) == 1
+    with pytest.raises(SystemExit, match="--num-threads"):
+        threads_per_process(-1, {})
