@@ -143,9 +143,15 @@ def phi3_v(path: str, size: str, device: str, dtype: torch.dtype):
     tok_json = str(tokenizer_json("phi3"))
     num_crops = 4
     # normal(0, 0.02) weights made on the device (the fixture's per-name CPU generator is far too slow
-    # for 4.2 B parameters), saved under the released names.
-    with torch.device(device):
-        reference = ref.Phi3VReference(config, attn_implementation="sdpa").to(dtype).eval()
+    # for 4.2 B parameters), saved under the released names. Made under `dtype` as the default, as
+    # transformers' from_pretrained does: the rotary inv_freq stays float32 (.to(dtype) would round it).
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            reference = ref.Phi3VReference(config, attn_implementation="sdpa").eval()
+    finally:
+        torch.set_default_dtype(previous)
     with torch.no_grad():
         for name, p in reference.named_parameters():
             if p.dim() == 1 and "norm" in name:

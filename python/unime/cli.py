@@ -68,17 +68,14 @@ def _load_model(args):
 
 
 def threads_per_process(requested: int, env) -> int:
-    """Threads for one process's decoding and preprocessing: `requested`, or with 0 the cores it may
-    use divided among the LOCAL_WORLD_SIZE processes torchrun runs on this machine (each would
-    otherwise start one thread per core)."""
+    """Threads for one process's decoding and preprocessing: `requested`, or with 0 its share of the
+    machine (unime.images.usable_cores: the LOCAL_WORLD_SIZE processes torchrun starts there divide
+    the cores, unless the launcher pinned them)."""
     if requested < 0:
         raise SystemExit(f"unime encode: --num-threads must be >= 0, got {requested}")
     from .images import usable_cores
 
-    local = int(env.get("LOCAL_WORLD_SIZE", "1"))
-    if requested or local <= 1:
-        return requested
-    return max(1, usable_cores() // local)
+    return requested or usable_cores(env)
 
 
 def _encode(args) -> int:

@@ -16,6 +16,7 @@ stored sideways is embedded sideways there too). ``apply_exif_orientation=True``
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ __all__ = [
 DEFAULT_MAX_PIXELS = 64_000_000
 
 LlavaNextImageConfig = _C.LlavaNextImageConfig
+
+_OPEN_LOCK = threading.Lock()
 
 
 def _describe(x: Any) -> str:
@@ -127,8 +130,10 @@ def load_image(
         if os.path.isdir(path):
             raise ValueError(f"{path}: is a directory, not an image file")
         try:
-            with warnings.catch_warnings():
-                # Our own max_pixels check replaces Pillow's 89 MP warning; its 179 MP error stays.
+            # Our own max_pixels check replaces Pillow's 89 MP warning; its 179 MP error stays.
+            # catch_warnings swaps the process-wide filter list: one thread at a time (opening reads
+            # the header only; decoding happens later, outside the lock).
+            with _OPEN_LOCK, warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 im = Image.open(path)
         except Image.DecompressionBombError as e:
@@ -155,12 +160,18 @@ def load_image(
     )
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask: taskset, cgroups' cpusets), not the machine's."""
+def usable_cores(env=os.environ) -> int:
+    """The threads one process should use by default: the cores it may run on (its affinity mask:
+    taskset, cgroups' cpusets), divided among the LOCAL_WORLD_SIZE processes torchrun starts on the
+    machine unless they are pinned already (a mask narrower than the machine)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    local = int(env.get("LOCAL_WORLD_SIZE", "1") or 1)
+    if local > 1 and cores >= (os.cpu_count() or cores):
+        cores = max(1, cores // local)
+    return cores
 
 
 def decode_each(
@@ -178,6 +189,7 @@ def decode_each(
     and Pillow's lazy loading is not thread-safe)."""
     if num_threads < 0:
         raise ValueError(f"num_threads must be >= 0, got {num_threads}")
+    images = list(images)
 
     def one(x: Any) -> Union[np.ndarray, None, Exception]:
         if x is None:
@@ -188,12 +200,16 @@ def decode_each(
             return e
 
     files = [i for i, x in enumerate(images) if isinstance(x, (str, os.PathLike))]
+    # 0: usable_cores(), this process's share of the machine
     threads = min(len(files), num_threads or usable_cores())
     out: List[Union[np.ndarray, None, Exception]] = [None] * len(images)
     if threads > 1:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unime-decode") as pool:
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unime-decode")
+        try:
             for i, result in zip(files, pool.map(one, [images[i] for i in files])):
                 out[i] = result
+        finally:  # on Ctrl-C the files not started yet are dropped, not decoded first
+            pool.shutdown(wait=True, cancel_futures=True)
     else:
         for i in files:
             out[i] = one(images[i])
@@ -243,9 +259,17 @@ def load_images(
     the good images are returned in order (``.indices`` maps them back to the input)."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    images = list(images)
     out = LoadedImages()
-    decoded = decode_each(images, max_pixels=max_pixels, apply_exif_orientation=apply_exif_orientation,
-                          num_threads=num_threads)
+    decoded: List[Union[np.ndarray, None, Exception]] = []
+    chunk = 64  # decoded ahead at most: in raise mode the first failure ends the work soon
+    for start in range(0, len(images), chunk):
+        part = decode_each(images[start:start + chunk], max_pixels=max_pixels,
+                           apply_exif_orientation=apply_exif_orientation, num_threads=num_threads)
+        decoded += part
+        if on_error == "raise" and any(isinstance(r, Exception) or (r is None and x is None)
+                                       for r, x in zip(part, images[start:start + chunk])):
+            break
     for i, (x, arr) in enumerate(zip(images, decoded)):
         if arr is None:  # None is no image here: load_image's TypeError
             arr = TypeError(f"unsupported image type {type(x).__name__}: expected a path, PIL.Image, numpy array "

@@ -15,7 +15,7 @@ from . import _C
 from .engine import DEFAULT_MAX_BATCH_TOKENS, EncodeJob, encode_window, prepare_window, windows
 from .fingerprint import model_fingerprint
 from .hub import resolve_model_path
-from .images import DEFAULT_MAX_PIXELS
+from .images import DEFAULT_MAX_PIXELS, usable_cores
 from .inputs import Instruction, SkippedInput, normalize_inputs, split_dict_inputs
 from .tokenizer import Tokenizer
 
@@ -230,7 +230,8 @@ class Model:
                 Longer inputs are refused, or cut at the end when truncate.
             prompt: "embed" (the family's embedding prompts) or "distill" (UniME's stage-1 text prompt).
             text_template, image_template: your own prompt with "{text}" / "{image}" slots instead.
-            num_threads: threads for tokenization and image preprocessing (0: one per core).
+            num_threads: threads for decoding image files, tokenization and image preprocessing (0: one
+                per core this process may use; under torchrun, its share of the machine's).
             convert_to_numpy / convert_to_tensor / normalize_embeddings: sentence-transformers' names
                 for output="numpy" / output="torch" / normalize.
             prompts: complete prompts instead of texts (one per input, None entries allowed), in which
@@ -255,6 +256,8 @@ class Model:
             raise ValueError(f"output must be 'torch' or 'numpy', got {output!r}")
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if num_threads < 0:
+            raise ValueError(f"num_threads must be >= 0, got {num_threads}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if max_batch_tokens is not None and max_batch_tokens < 1:
@@ -272,7 +275,7 @@ class Model:
         prompt_list = list(prompts) if prompts is not None else None
         limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
         options = dict(prompt=prompt, text_template=text_template, image_template=image_template,
-                       max_length=max_length or 0, truncate=truncate, num_threads=num_threads,
+                       max_length=max_length or 0, truncate=truncate, num_threads=num_threads or usable_cores(),
                        skip_errors=on_error == "skip")
         out = torch.full((n, self.hidden_size), math.nan, dtype=torch.float32, device=self.device)
         job = EncodeJob(text_list, image_list, instructions, prompt_list, limit, on_error == "raise", options)

@@ -285,6 +285,8 @@ def encode_to_shards(model, records: Iterable[Record], out_dir: str | os.PathLik
         if old["model"]["fingerprint"] != model_info["fingerprint"]:
             raise ValueError(f"{out_dir} holds embeddings of another model ({old['model']['path']}, fingerprint "
                              f"{old['model']['fingerprint']}), not {model_info['path']} ({model_info['fingerprint']})")
+        if isinstance(old.get("options"), dict):  # num_threads was recorded before it became a parameter
+            old = {**old, "options": {k: v for k, v in old["options"].items() if k != "num_threads"}}
         changed = [k for k in settings if old.get(k) != settings[k]]
         if changed:
             raise ValueError(f"{out_dir} was written with other settings ({', '.join(changed)} differ); "

@@ -164,10 +164,26 @@ def test_encode_threads_are_shared_among_the_processes_of_a_machine():
     from unime.cli import threads_per_process
     from unime.images import usable_cores
 
-    cores = usable_cores()
-    assert threads_per_process(0, {}) == 0  # one process: encode's own default, one thread per core
+    cores = usable_cores({})  # the process's affinity mask
+    assert threads_per_process(0, {}) == cores
     assert threads_per_process(3, {"LOCAL_WORLD_SIZE": "8"}) == 3  # asked for
-    assert threads_per_process(0, {"LOCAL_WORLD_SIZE": "2"}) == max(1, cores // 2)
-    assert threads_per_process(0, {"LOCAL_WORLD_SIZE": str(4 * cores)}) == 1
+    pinned = cores < os.cpu_count()  # a launcher pinned this process already: its mask is its share
+    assert threads_per_process(0, {"LOCAL_WORLD_SIZE": "2"}) == (cores if pinned else max(1, cores // 2))
+    assert threads_per_process(0, {"LOCAL_WORLD_SIZE": str(4 * cores)}) == (cores if pinned else 1)
     with pytest.raises(SystemExit, match="--num-threads"):
         threads_per_process(-1, {})
+
+
+def test_encode_threads_are_not_a_setting_of_the_folder(setup, tmp_path):
+    """num_threads does not change the vectors: not recorded, and a folder whose manifest recorded it
+    (as encode_to_shards did when it went through **encode_options) still resumes."""
+    model = setup["unime"]
+    records = list(read_inputs([setup["corpus"]]))
+    out = tmp_path / "out"
+    first = encode_to_shards(model, records, out, shard_size=3, show_progress=False, num_threads=1)
+    assert "num_threads" not in first["options"]
+    manifest = json.load(open(out / "manifest.json"))
+    manifest["options"]["num_threads"] = 1  # as written before
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    again = encode_to_shards(model, records, out, shard_size=3, show_progress=False, num_threads=2)
+    assert again["count"] == first["count"] and again["shards"] == first["shards"]

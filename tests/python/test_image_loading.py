@@ -250,3 +250,19 @@ def test_load_images_names_the_first_bad_file_when_decoding_on_threads(tmp_path)
     assert [s.index for s in result.skipped] == [6, 10]
     with pytest.raises(TypeError, match=r"^image 1 \(NoneType\): unsupported image type"):
         load_images([good, None])
+
+
+def test_decoding_on_threads_leaves_the_warning_filters_alone(tmp_path):
+    """load_image silences Pillow's decompression-bomb warning with catch_warnings, which swaps the
+    process-wide filter list; on several threads at once that must not leave a filter behind."""
+    import warnings
+
+    paths = []
+    for i in range(24):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(noise_rgb(20, 20, seed=i)).save(p)
+        paths.append(p)
+    before = list(warnings.filters)
+    for _ in range(5):
+        decode_each(paths, num_threads=8)
+    assert warnings.filters == before

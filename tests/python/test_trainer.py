@@ -259,3 +259,17 @@ def test_fit_with_prefetch_is_fit_without(checkpoint, tmp_path):
             t.fit(examples, progress=False, prefetch=prefetch)
         stops.append(t.global_step)
     assert stops[0] == stops[1] == next(i for i, m in enumerate(straight) if m["skipped"])
+
+
+def test_a_callable_teacher_is_not_run_ahead(checkpoint):
+    """A callable teacher is a model: fit() runs it between steps on its own thread, never beside a step."""
+    calls = []
+
+    def teacher(texts):
+        calls.append(threading.current_thread().name)
+        return torch.stack([torch.tensor([float(len(t)), float(t.count(" ")), 1.0, 2.0]) for t in texts])
+
+    t = trainer(checkpoint, "distill", teacher, batch_size=4, max_steps=3)
+    metrics = t.fit(distill_examples(12), progress=False)
+    assert len(metrics) == 3 and all(np.isfinite(m["loss"]) for m in metrics)
+    assert calls == [threading.current_thread().name] * 3

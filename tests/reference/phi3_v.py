@@ -139,5 +139,7 @@ class Phi3VReference(nn.Module):
         if images:
             features = torch.cat([self.image_features(p, h, w) for p, h, w in images]).to(embeds.dtype)
             embeds = embeds.masked_scatter((input_ids == -1).unsqueeze(-1), features)
-        out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, output_hidden_states=True)
+        # The LM head on the last position only: its logits are not used, and an embedding model skips them.
+        out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, output_hidden_states=True,
+                      num_logits_to_keep=1)
         return out.hidden_states[-1]

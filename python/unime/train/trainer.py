@@ -27,7 +27,7 @@ from .. import _C
 from ..images import DEFAULT_MAX_PIXELS, decode_each
 from .config import TrainerConfig
 from .data import Example, Input, as_dataset
-from .teacher import teacher_embeddings
+from .teacher import TeacherEmbeddings, teacher_embeddings
 
 
 class Callback:
@@ -201,7 +201,11 @@ class Trainer:
         resume: True: continue from the latest complete checkpoint under config.output_dir when
             there is one; a path: from that checkpoint; False: start fresh.
         prefetch: decode the next step's images (and look up its teacher rows) on a worker thread
-            while a step runs; the batches, their order and checkpoints are the same either way.
+            while a step runs; the batches, their order and checkpoints are the same either way. It
+            is off for a callable teacher (a model: it would run beside the step, on the same device
+            and random generators). The next step is prepared before this step's callbacks run, so
+            a callback that changes what preparing reads (config.max_pixels, on_error, the teacher)
+            takes effect a step later; pass prefetch=False for that.
         Returns the metrics of every step run by this call (also appended to output_dir/metrics.jsonl).
         """
         cfg = self.config
@@ -216,6 +220,8 @@ class Trainer:
             log = open(os.path.join(cfg.output_dir, "metrics.jsonl"), "a", encoding="utf-8")
         bar = _progress_bar(stop, self.global_step, progress and self.rank == 0)
         run: list[dict] = []
+        if cfg.stage == "distill" and not isinstance(self.teacher, TeacherEmbeddings):
+            prefetch = False  # a callable teacher runs its model: on the loop's thread, between steps
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unime-prepare") if prefetch else None
         ahead = None  # (indices, future of their _prepare) for the step after this one
         try:
