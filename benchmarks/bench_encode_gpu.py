@@ -166,20 +166,11 @@ def phi3_v(path: str, size: str, device: str, dtype: torch.dtype):
     desc = (f"Phi-3.5-V: CLIP {reference.clip.config.num_hidden_layers} x {reference.clip.config.hidden_size}, "
             f"Phi-3 {config['num_hidden_layers']} x {config['hidden_size']}, num_crops {num_crops}")
 
-    def one(prompt, img):
-        if img is None:
-            ids, imgs = ref.token_ids(tok, prompt, None), []
-        else:
-            pixels, (h, w) = ref.preprocess(img, num_crops)
-            ids = ref.token_ids(tok, prompt, ref.num_image_tokens(h, w))
-            imgs = [(pixels.to(device=device, dtype=dtype), h, w)]
-        ids = torch.tensor([ids], device=device)
-        return reference.last_hidden_state(ids, torch.ones_like(ids), imgs)[0, -1].float()
-
     def forward(prompts, images, batch):
         assert batch == 1, "the Phi-3.5-V reference takes one input at a time"
         with torch.inference_mode():
-            return F.normalize(torch.stack([one(p, i) for p, i in zip(prompts, images)]), dim=-1)
+            return F.normalize(torch.stack([reference.last_token_state(tok, p, i, num_crops)
+                                            for p, i in zip(prompts, images)]), dim=-1)
 
     def prompts_for(n_images, sentences):
         # MMEB's raw prompts, which unime.encode(prompts=...) takes as they are.

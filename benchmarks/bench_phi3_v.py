@@ -29,7 +29,6 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
 
 import unime  # noqa: E402
 from phi3_v_fixture import TINY_CONFIG, image, reference_model, save_tiny_checkpoint  # noqa: E402
-from reference import phi3_v as ref  # noqa: E402
 from flops import count_flops, matmul_peak  # noqa: E402
 from timing import median_seconds  # noqa: E402
 from tokenizer_assets import tokenizer_json  # noqa: E402
@@ -82,14 +81,7 @@ def main() -> None:
                 out = []
                 with torch.inference_mode():
                     for prompt, img in zip(prompts, images):
-                        if img is None:
-                            ids, imgs = ref.token_ids(tok, prompt, None), []
-                        else:
-                            pixels, (h, w) = ref.preprocess(img, args.num_crops)
-                            ids = ref.token_ids(tok, prompt, ref.num_image_tokens(h, w))
-                            imgs = [(pixels.to(dtype), h, w)]
-                        ids = torch.tensor([ids])
-                        out.append(reference.last_hidden_state(ids, torch.ones_like(ids), imgs)[0, -1].float())
+                        out.append(reference.last_token_state(tok, prompt, img, args.num_crops))
                 return F.normalize(torch.stack(out), dim=-1)
 
             ours_t = median_seconds(run_unime, repeats=args.repeats, warmup=1)

@@ -67,15 +67,11 @@ def _load_model(args):
     return unime.Model.from_pretrained(args.model, dtype=args.dtype, device=args.device, recipe=args.recipe)
 
 
-def threads_per_process(requested: int, env) -> int:
-    """Threads for one process's decoding and preprocessing: `requested`, or with 0 its share of the
-    machine (unime.images.usable_cores: the LOCAL_WORLD_SIZE processes torchrun starts there divide
-    the cores, unless the launcher pinned them)."""
-    if requested < 0:
-        raise SystemExit(f"unime encode: --num-threads must be >= 0, got {requested}")
-    from .images import usable_cores
-
-    return requested or usable_cores(env)
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def _encode(args) -> int:
@@ -99,7 +95,7 @@ def _encode(args) -> int:
         records = (r if r.instruction else type(r)(r.id, r.text, r.image, args.instruction, r.error) for r in records)
     manifest = encode_to_shards(model, records, args.out, shard_size=args.shard_size, batch_size=args.batch_size,
                                 max_batch_tokens=args.max_batch_tokens,
-                                num_threads=threads_per_process(args.num_threads, os.environ),
+                                num_threads=args.num_threads,
                                 # only when set: folders written without it keep resuming
                                 **({"truncate": True} if args.truncate else {}),
                                 fmt=args.format, dtype=args.out_dtype, inputs_key=key,
@@ -228,9 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dtype", choices=["float32", "float16"], default="float32", help="stored dtype")
     p.add_argument("--truncate", action="store_true",
                    help="cut inputs over the token limit at the end (as GME and UniME-V2 do) instead of skipping them")
-    p.add_argument("--num-threads", type=int, default=0,
+    p.add_argument("--num-threads", type=_non_negative_int, default=0,
                    help="threads for decoding and preprocessing (default 0: the cores, shared among the "
-                        "processes torchrun starts on this machine)")
+                        "processes torchrun starts on this machine; unime.images.usable_cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_args(p)
 

@@ -154,10 +154,12 @@ def load_image(
         return _from_array(t.contiguous().numpy(), what, max_pixels)
     if isinstance(image, np.ndarray):
         return _from_array(image, _describe(image), max_pixels)
-    raise TypeError(
-        f"unsupported image type {type(image).__name__}: expected a path, PIL.Image, numpy array "
-        "or torch tensor"
-    )
+    raise _unsupported_type(image)
+
+
+def _unsupported_type(image: Any) -> TypeError:
+    return TypeError(f"unsupported image type {type(image).__name__}: expected a path, PIL.Image, numpy array "
+                     "or torch tensor")
 
 
 def usable_cores(env=os.environ) -> int:
@@ -267,13 +269,11 @@ def load_images(
         part = decode_each(images[start:start + chunk], max_pixels=max_pixels,
                            apply_exif_orientation=apply_exif_orientation, num_threads=num_threads)
         decoded += part
-        if on_error == "raise" and any(isinstance(r, Exception) or (r is None and x is None)
-                                       for r, x in zip(part, images[start:start + chunk])):
+        if on_error == "raise" and any(r is None or isinstance(r, Exception) for r in part):
             break
     for i, (x, arr) in enumerate(zip(images, decoded)):
-        if arr is None:  # None is no image here: load_image's TypeError
-            arr = TypeError(f"unsupported image type {type(x).__name__}: expected a path, PIL.Image, numpy array "
-                            "or torch tensor")
+        if arr is None:  # decode_each passes None through; here it is no image
+            arr = _unsupported_type(x)
         if isinstance(arr, Exception):
             message = f"image {i} ({_describe(x)}): {arr}"
             if on_error == "raise":

@@ -160,18 +160,18 @@ def test_eval_command_writes_report_and_flags_left_out_rows(setup, tmp_path, cap
     assert "none of MMEB's 36 datasets" in capsys.readouterr().err
 
 
-def test_encode_threads_are_shared_among_the_processes_of_a_machine():
-    from unime.cli import threads_per_process
+def test_encode_threads_are_shared_among_the_processes_of_a_machine(capsys):
+    """encode's default threads (num_threads=0, unime encode's default) are usable_cores()."""
     from unime.images import usable_cores
 
-    cores = usable_cores({})  # the process's affinity mask
-    assert threads_per_process(0, {}) == cores
-    assert threads_per_process(3, {"LOCAL_WORLD_SIZE": "8"}) == 3  # asked for
+    cores = len(os.sched_getaffinity(0))  # the process's affinity mask
+    assert usable_cores({}) == cores
     pinned = cores < os.cpu_count()  # a launcher pinned this process already: its mask is its share
-    assert threads_per_process(0, {"LOCAL_WORLD_SIZE": "2"}) == (cores if pinned else max(1, cores // 2))
-    assert threads_per_process(0, {"LOCAL_WORLD_SIZE": str(4 * cores)}) == (cores if pinned else 1)
-    with pytest.raises(SystemExit, match="--num-threads"):
-        threads_per_process(-1, {})
+    assert usable_cores({"LOCAL_WORLD_SIZE": "2"}) == (cores if pinned else max(1, cores // 2))
+    assert usable_cores({"LOCAL_WORLD_SIZE": str(4 * cores)}) == (cores if pinned else 1)
+    with pytest.raises(SystemExit):
+        main(["encode", "--texts", "t.txt", "--out", "o", "--model", "m", "--num-threads", "-1"])
+    assert "--num-threads: must be >= 0, got -1" in capsys.readouterr().err
 
 
 def test_encode_threads_are_not_a_setting_of_the_folder(setup, tmp_path):

@@ -133,6 +133,19 @@ class Phi3VReference(nn.Module):
         sequence = torch.cat([rows_with_separator(tiles), glb, rows_with_separator(merged[0])])
         return self.img_projection(sequence)
 
+    def last_token_state(self, tokenizer, prompt: str, image, num_crops: int) -> torch.Tensor:
+        """One input as the original processor takes it: the final hidden state of its last token
+        (float32), the image (if any) preprocessed for `num_crops` and sent to this model's device."""
+        param = self.glb_GN
+        if image is None:
+            ids, images = token_ids(tokenizer, prompt, None), []
+        else:
+            pixels, (h, w) = preprocess(image, num_crops)
+            ids = token_ids(tokenizer, prompt, num_image_tokens(h, w))
+            images = [(pixels.to(device=param.device, dtype=param.dtype), h, w)]
+        ids = torch.tensor([ids], device=param.device)
+        return self.last_hidden_state(ids, torch.ones_like(ids), images)[0, -1].float()
+
     def last_hidden_state(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, images) -> torch.Tensor:
         """input_ids (B, L) with -1 runs for the images, in order; images: [(pixels, height, width)]."""
         embeds = self.lm.model.embed_tokens(input_ids.clamp_min(0))
