@@ -175,8 +175,9 @@ def test_a_rank_that_refuses_the_folder_stops_every_machine_at_the_start(model_d
 
 
 STUCK_RANK = """
-import sys, time
+import pathlib, sys, time
 from unime.shards import Record, encode_to_shards
+pathlib.Path(sys.argv[1], "stuck-rank-imported").touch()  # importing torch can take longer than the limit
 
 class Stuck:  # embeds nothing, ever: alive (its heartbeat goes on) until it is killed
     path, fingerprint, hidden_size = "fake", "fake-0", 4
@@ -205,13 +206,17 @@ def test_rank_0_waits_for_a_slow_rank_but_not_for_one_killed_outright(tmp_path):
         except Exception as e:
             errors[0] = str(e)
 
-    waiting = threading.Thread(target=rank0)
-    waiting.start()
     script = tmp_path / "stuck_rank.py"
     script.write_text(STUCK_RANK)
     stuck = subprocess.Popen([sys.executable, str(script), str(tmp_path), str(limit)])
+    waiting = threading.Thread(target=rank0)
     try:
-        deadline = time.monotonic() + 60
+        # Rank 0 starts once rank 1's process has imported unime (it then waits for rank 0's manifest
+        # and beats within a poll): on a loaded machine the import alone can outlast the 1.5 s limit.
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "stuck-rank-imported").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        waiting.start()
         while not (tmp_path / "alive-rank-1.json").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(3 * limit)  # slower than the limit, but beating: rank 0 keeps waiting
