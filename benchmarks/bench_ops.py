@@ -14,6 +14,8 @@ attention (CPU, bf16): the AVX512-BF16 kernel (csrc/ops/cpu/attention_cpu.cc) vs
 kernel through the same packed-attention call (switched with unime._C._use_cpu_bf16_attention), on
 the mixed benchmark's shapes: 33 CLIP tiles of 577 tokens, LLaVA-NeXT image sequences (causal, GQA
 8:2, head_dim 128), short texts. Prints TFLOP/s (4 n^2 H d per sequence, halved when causal).
+
+attention (CUDA): the varlen calls against the per-sequence loop (bench_cuda_varlen_attention).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sys
 import torch
 
 import unime
-from timing import min_seconds
+from timing import median_seconds, min_seconds
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from reference.rms_norm import rms_norm as rms_norm_reference  # noqa: E402
@@ -70,6 +72,7 @@ def bench_attention(device: str) -> None:
     from unime import _C
 
     if device != "cpu":
+        bench_cuda_varlen_attention(device)
         return
     print(f"{'attention (bf16)':<44}{'unime TF/s':>12}{'torch TF/s':>12}{'ratio':>8}")
     for label, lengths, heads, kv_heads, dim, causal in [
@@ -89,6 +92,38 @@ def bench_attention(device: str) -> None:
                                          repeats=10))
             _C._use_cpu_bf16_attention(before)
         print(f"{label:<44}{flops / times[0] / 1e12:>12.3f}{flops / times[1] / 1e12:>12.3f}{times[1] / times[0]:>8.2f}")
+
+
+def bench_cuda_varlen_attention(device: str) -> None:
+    """Packed attention on a GPU: one varlen call per layer (flash for bf16, the memory-efficient
+    kernel for fp32) against one SDPA call per sequence (unime._C._use_cuda_varlen_attention off),
+    on a training batch of texts and on a few long image sequences; forward, and forward + backward."""
+    from unime import _C
+
+    g = torch.Generator().manual_seed(0)
+    texts = torch.randint(20, 200, (64,), generator=g).tolist()
+    print(f"{'packed attention (32:8 heads, d 128)':<44}{'varlen ms':>12}{'loop ms':>12}{'ratio':>8}")
+    for label, lengths in [("64 texts of 20-200 tokens", texts), ("images: 2370/2900/1176", [2370, 2900, 1176])]:
+        T = sum(lengths)
+        for dtype in (torch.float32, torch.bfloat16):
+            for backward in (False, True):
+                q = torch.randn(T, 32, 128, device=device, dtype=dtype, requires_grad=backward)
+                k = torch.randn(T, 8, 128, device=device, dtype=dtype, requires_grad=backward)
+                v = torch.randn(T, 8, 128, device=device, dtype=dtype, requires_grad=backward)
+                grad = torch.randn(T, 32, 128, device=device, dtype=dtype)
+
+                def step():
+                    out = _C.nn.packed_attention(q, k, v, lengths, causal=True)
+                    if backward:
+                        out.backward(grad)
+
+                times = []
+                for enabled in (True, False):
+                    before = _C._use_cuda_varlen_attention(enabled)
+                    times.append(median_seconds(step, device, repeats=20))
+                    _C._use_cuda_varlen_attention(before)
+                what = f"{label}, {str(dtype).removeprefix('torch.')}{', fwd+bwd' if backward else ''}"
+                print(f"{what:<44}{times[0] * 1e3:>12.2f}{times[1] * 1e3:>12.2f}{times[1] / times[0]:>8.2f}")
 
 
 if __name__ == "__main__":

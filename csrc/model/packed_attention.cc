@@ -2,11 +2,47 @@
 
 #include <ATen/ATen.h>
 #include <algorithm>
+#include <atomic>
 
 #include "core/errors.h"
 #include "ops/cpu/attention_cpu.h"
 
 namespace unime::model {
+
+namespace {
+
+// Lays out sequences of these lengths; token_index: each token's place in a padded batch (null: the
+// tokens are already packed, so the identity). All index arrays reach the device in one copy, on a GPU
+// from pinned memory without blocking: a pageable copy would make the host wait for the GPU's queue
+// at every batch (and mid-forward, where a vision tower packs its images).
+PackedSequences pack(const std::vector<int64_t>& lengths, const std::vector<int64_t>* token_index, c10::Device device) {
+  PackedSequences p;
+  const auto B = static_cast<int64_t>(lengths.size());
+  p.offsets.reserve(lengths.size() + 1);
+  p.offsets.push_back(0);
+  for (int64_t b = 0; b < B; ++b) {
+    TORCH_CHECK_VALUE(lengths[b] > 0, "sequence ", b, " has length ", lengths[b], "; lengths must be positive");
+    p.offsets.push_back(p.offsets.back() + lengths[b]);
+    p.max_len = std::max(p.max_len, lengths[b]);
+  }
+  const int64_t T = p.offsets.back();
+  // One host buffer: positions (T) | token_index (T) | last_index (B) | offsets (B + 1).
+  auto host = at::empty({2 * T + 2 * B + 1}, at::TensorOptions().dtype(at::kLong).pinned_memory(device.is_cuda()));
+  int64_t* out = host.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t j = 0; j < lengths[b]; ++j) *out++ = j;
+  for (int64_t i = 0; i < T; ++i) *out++ = token_index ? (*token_index)[static_cast<size_t>(i)] : i;
+  for (int64_t b = 0; b < B; ++b) *out++ = p.offsets[static_cast<size_t>(b) + 1] - 1;
+  out = std::copy(p.offsets.begin(), p.offsets.end(), out);
+  auto all = host.to(device, /*non_blocking=*/true);
+  p.positions = all.narrow(0, 0, T);
+  p.token_index = all.narrow(0, T, T);
+  p.last_index = all.narrow(0, 2 * T, B);
+  p.cu_seqlens = all.narrow(0, 2 * T + B, B + 1).to(at::kInt);
+  return p;
+}
+
+}  // namespace
 
 PackedSequences pack_sequences(const at::Tensor& attention_mask, c10::Device device) {
   TORCH_CHECK_VALUE(attention_mask.dim() == 2, "attention_mask must be (batch, length), got ", attention_mask.sizes());
@@ -30,40 +66,28 @@ PackedSequences pack_sequences(const at::Tensor& attention_mask, c10::Device dev
     }
     lengths.push_back(last - first + 1);
   }
-  // The layout of these lengths; only the tokens' places in the padded batch are ours.
-  auto packed = pack_lengths(lengths, device);
-  packed.token_index = at::tensor(token_index, at::kLong).to(device);
-  return packed;
+  return pack(lengths, &token_index, device);
 }
 
 PackedSequences pack_lengths(const std::vector<int64_t>& lengths, c10::Device device) {
-  PackedSequences p;
-  p.offsets.reserve(lengths.size() + 1);
-  p.offsets.push_back(0);
-  std::vector<int64_t> positions;
-  for (size_t b = 0; b < lengths.size(); ++b) {
-    TORCH_CHECK_VALUE(lengths[b] > 0, "sequence ", b, " has length ", lengths[b], "; lengths must be positive");
-    for (int64_t j = 0; j < lengths[b]; ++j) positions.push_back(j);
-    p.offsets.push_back(p.offsets.back() + lengths[b]);
-    p.max_len = std::max(p.max_len, lengths[b]);
-  }
-  auto on = [&](std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(device); };
-  p.positions = on(positions);
-  std::vector<int64_t> token_index(static_cast<size_t>(p.offsets.back()));
-  for (size_t i = 0; i < token_index.size(); ++i) token_index[i] = static_cast<int64_t>(i);
-  p.token_index = on(token_index);
-  std::vector<int64_t> last_index(p.offsets.begin() + 1, p.offsets.end());
-  for (auto& i : last_index) --i;
-  p.last_index = on(last_index);
-  p.cu_seqlens = at::tensor(p.offsets, at::kLong).to(at::kInt).to(device);
-  return p;
+  return pack(lengths, nullptr, device);
 }
 
 namespace {
 
+std::atomic<bool> g_cuda_varlen{true};
+
 bool use_flash(const at::Tensor& q) {
   const auto t = q.scalar_type();
   return q.is_cuda() && (t == at::kHalf || t == at::kBFloat16) && q.size(-1) % 8 == 0 && q.size(-1) <= 256;
+}
+
+// fp32 (training in fp32, exact comparisons) through the memory-efficient kernel, as one varlen call
+// instead of one call per sequence. Its sliding window is not used here: a window shorter than the
+// longest sequence takes the loop.
+bool use_efficient(const at::Tensor& q, const PackedSequences& p, const AttentionMaskSpec& mask) {
+  const bool window_cuts = mask.causal && mask.sliding_window && *mask.sliding_window < p.max_len;
+  return q.is_cuda() && q.scalar_type() == at::kFloat && q.size(-1) % 8 == 0 && q.size(-1) <= 256 && !window_cuts;
 }
 
 at::Tensor repeat_heads(const at::Tensor& x, int64_t rep) {  // (1, Hkv, n, d) -> (1, Hkv*rep, n, d)
@@ -83,6 +107,27 @@ at::Tensor flash_varlen(const at::Tensor& q, const at::Tensor& k, const at::Tens
                                           last_only ? 1 : p.max_len, p.max_len, 0.0, mask.causal,
                                           /*return_debug_mask=*/false, scale, left, right);
   return std::get<0>(out);
+}
+
+at::Tensor efficient_varlen(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedSequences& p,
+                            const AttentionMaskSpec& mask, bool last_only, double scale) {
+  // The kernel wants as many key heads as query heads: (T, Hkv, d) -> (T, H, d), head h reading
+  // key head h / rep as repeat_heads does.
+  const auto rep = q.size(1) / k.size(1);
+  auto widen = [&](const at::Tensor& x) {
+    if (rep == 1) return x.contiguous();
+    return x.unsqueeze(2).expand({x.size(0), x.size(1), rep, x.size(2)}).reshape({x.size(0), q.size(1), x.size(2)});
+  };
+  // Masks: 1 is causal from the top left, each query i of a sequence seeing its keys j <= i. A
+  // sequence's last token alone (last_only) sees every key of its sequence: no mask (0).
+  const int64_t mask_type = mask.causal && !last_only ? 1 : 0;
+  auto cu_q = last_only ? at::arange(p.batch() + 1, p.cu_seqlens.options()) : p.cu_seqlens;
+  const bool backward = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  auto out = at::_efficient_attention_forward(q.contiguous().unsqueeze(0), widen(k).unsqueeze(0), widen(v).unsqueeze(0),
+                                              std::nullopt, cu_q, p.cu_seqlens, last_only ? 1 : p.max_len, p.max_len,
+                                              0.0, mask_type,
+                                              /*compute_log_sumexp=*/backward, scale);
+  return std::get<0>(out).squeeze(0);
 }
 
 // Causal sliding-window attention over one sequence (1, H, n, d) in query blocks: block [qs, qe)
@@ -162,8 +207,13 @@ at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::
   TORCH_CHECK_VALUE(k.size(0) == packed.offsets.back() && q.size(0) == (last_only ? packed.batch() : k.size(0)),
                     "packed_attention: ", packed.offsets.back(), " packed tokens in ", packed.batch(),
                     " sequences, got q ", q.sizes(), " and k ", k.sizes());
-  if (use_flash(q)) return flash_varlen(q, k, v, packed, mask, last_only, scale);
+  if (g_cuda_varlen.load()) {
+    if (use_flash(q)) return flash_varlen(q, k, v, packed, mask, last_only, scale);
+    if (use_efficient(q, packed, mask)) return efficient_varlen(q, k, v, packed, mask, last_only, scale);
+  }
   return per_sequence_sdpa(q, k, v, packed, mask, last_only, scale);
 }
+
+bool set_cuda_varlen_attention_enabled(bool enabled) { return g_cuda_varlen.exchange(enabled); }
 
 }  // namespace unime::model

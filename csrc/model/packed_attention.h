@@ -46,11 +46,17 @@ constexpr int64_t kAttentionBlockBytes = int64_t{64} << 20;
 // as `mask` says (never across sequences).
 // last_only (causal only): q holds one query per sequence, the sequence's last token (Tq = B),
 // which sees every key of its sequence (within the window): the last decoder layer only needs those rows.
-// Returns (Tq, H, d). Uses flash attention's varlen kernel for fp16/bf16 on CUDA, and per-sequence
-// scaled_dot_product_attention otherwise (on CPU its flash kernel: online softmax over key blocks,
-// memory linear in length); a sliding window shorter than a sequence runs in query blocks that each
-// see only their band of keys. All paths are differentiable.
+// Returns (Tq, H, d). On CUDA one varlen call for the whole batch: flash attention for fp16/bf16,
+// the memory-efficient kernel for fp32 unless a sliding window is shorter than the longest sequence
+// (head sizes a multiple of 8, up to 256). Otherwise per-sequence scaled_dot_product_attention (on CPU its
+// flash kernel: online softmax over key blocks, memory linear in length, or unime's AVX512-BF16
+// kernel); there a sliding window shorter than a sequence runs in query blocks that each see only
+// their band of keys. All paths are differentiable.
 at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const PackedSequences& packed, const AttentionMaskSpec& mask, bool last_only, double scale);
+
+// Process-wide switch (default on) for the CUDA varlen calls above, so tests and benchmarks can
+// compare them with the per-sequence loop on the same device. Returns the previous setting.
+bool set_cuda_varlen_attention_enabled(bool enabled);
 
 }  // namespace unime::model

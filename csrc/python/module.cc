@@ -3,6 +3,7 @@
 
 #include <atomic>
 
+#include "model/packed_attention.h"
 #include "ops/cpu/attention_cpu.h"
 #include "python/bindings.h"
 
@@ -27,9 +28,11 @@ PYBIND11_MODULE(_C, m) {
     });
     return threads.load();
   });
-  // Switches the CPU bf16 attention kernel (csrc/ops/cpu/attention_cpu.h) on or off for the process,
-  // returning the previous setting: tests and benchmarks compare it with torch's kernel.
+  // Process-wide switches, returning the previous setting, so tests and benchmarks can compare: the
+  // CPU bf16 attention kernel (csrc/ops/cpu/attention_cpu.h) with torch's kernel, and the CUDA varlen
+  // attention calls (csrc/model/packed_attention.h) with the per-sequence loop.
   m.def("_use_cpu_bf16_attention", &unime::ops::set_cpu_bf16_attention_enabled, pybind11::arg("enabled"));
+  m.def("_use_cuda_varlen_attention", &unime::model::set_cuda_varlen_attention_enabled, pybind11::arg("enabled"));
   unime::python::register_error_translators(m);
   unime::python::bind_model(m);
   unime::python::bind_checkpoint(m);

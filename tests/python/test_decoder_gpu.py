@@ -3,6 +3,7 @@ for the packed path (flash attention varlen) and the padded path (SDPA). Run whe
 
 import pytest
 import torch
+from reference.pooling import last_token
 from test_decoder_parity import hf_embeddings, padded_batch
 from tiny_models import make_tiny_decoder
 
@@ -57,3 +58,30 @@ def test_cuda_embeddings_backpropagate_through_flash(tmp_path):
     emb = model.encode_ids(ids, mask)
     (emb[0].float() @ emb[1].float()).backward()  # a similarity, as contrastive losses use
     assert w.grad is not None and torch.isfinite(w.grad.float()).all() and w.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("window", [None, 50, 6], ids=["no-window", "window-longer-than-all", "window-cuts"])
+def test_cuda_fp32_head_dim_16_matches_transformers(tmp_path, window):
+    """head_dim 16 in fp32: the packed path's memory-efficient varlen call (the loop where the window
+    cuts), gradients included: a linear loss's gradient with respect to the first q_proj equals
+    transformers'."""
+    hf = _flash_model(window)
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    ids, mask = padded_batch(101, [20, 3, 17, 9, 1, 20], "right", seed=4)
+    ref = hf_embeddings(hf, ids, mask, normalize=False)
+    model = unime.Model.from_pretrained(tmp_path, device="cuda")
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        w = dict(model.named_parameters())["decoder.layers.0.self_attn.q_proj.weight"]
+        w.requires_grad_(True)
+        ours = model.encode_ids(ids, mask, normalize=False)
+        assert_embeddings_match(ours.detach().cpu(), ref, f"cuda fp32 head_dim 16 window={window}")
+        weights = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1))  # a random linear loss
+        (ours * weights.cuda()).sum().backward()
+        hidden = hf(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+        (last_token(hidden, mask) * weights).sum().backward()
+        hf_grad = hf.model.layers[0].self_attn.q_proj.weight.grad
+        assert (w.grad.cpu() - hf_grad).abs().max() <= 1e-4 * hf_grad.abs().max()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved

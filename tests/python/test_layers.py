@@ -104,3 +104,17 @@ def test_sliding_window_attention_is_differentiable_in_blocks():
     assert torch.autograd.gradcheck(
         lambda a, b, c: _C.nn.packed_attention(a, b, c, [9, 4], causal=True, sliding_window=3, query_block=2),
         (q, k, v))
+
+
+def test_cuda_varlen_switch_returns_the_previous_setting_and_leaves_the_cpu_path_alone():
+    """The process-wide switch that tests and benchmarks use to compare the CUDA varlen calls with the
+    per-sequence loop (tests/python/test_attention_gpu.py); on the CPU, where the loop is the only path,
+    results are bit-identical either way."""
+    q, k, v = qkv(LENGTHS)
+    base = _C.nn.packed_attention(q, k, v, LENGTHS)
+    assert _C._use_cuda_varlen_attention(False) is True
+    try:
+        off = _C.nn.packed_attention(q, k, v, LENGTHS)
+    finally:
+        assert _C._use_cuda_varlen_attention(True) is False
+    torch.testing.assert_close(off, base, atol=0, rtol=0)
