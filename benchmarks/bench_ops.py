@@ -15,6 +15,7 @@ kernel through the same packed-attention call (switched with unime._C._use_cpu_b
 the mixed benchmark's shapes: 33 CLIP tiles of 577 tokens, LLaVA-NeXT image sequences (causal, GQA
 8:2, head_dim 128), short texts. Prints TFLOP/s (4 n^2 H d per sequence, halved when causal).
 
+rotary (CPU): the fused rotary against the unfused expression (bench_cpu_rotary).
 attention (CUDA): the varlen calls against the per-sequence loop (bench_cuda_varlen_attention).
 """
 
@@ -74,6 +75,7 @@ def bench_attention(device: str) -> None:
     if device != "cpu":
         bench_cuda_varlen_attention(device)
         return
+    bench_cpu_rotary()
     print(f"{'attention (bf16)':<44}{'unime TF/s':>12}{'torch TF/s':>12}{'ratio':>8}")
     for label, lengths, heads, kv_heads, dim, causal in [
         ("CLIP: 33 x 577, 8 heads, d 64", [577] * 33, 8, 8, 64, False),
@@ -92,6 +94,29 @@ def bench_attention(device: str) -> None:
                                          repeats=10))
             _C._use_cpu_bf16_attention(before)
         print(f"{label:<44}{flops / times[0] / 1e12:>12.3f}{flops / times[1] / 1e12:>12.3f}{times[1] / times[0]:>8.2f}")
+
+
+def bench_cpu_rotary() -> None:
+    """The fused CPU rotary (csrc/ops/cpu/rotary_cpu.cc) against the unfused expression
+    (unime._C._use_cpu_rotary_kernel off), inference, on q views of a fused qkv projection."""
+    from unime import _C
+
+    print(f"{'rotary (CPU, 4096 tokens)':<44}{'fused ms':>12}{'unfused ms':>12}{'ratio':>8}")
+    for label, heads, dim, dtype, in_fp32 in [
+        ("decoder: 32 heads, d 128, bf16", 32, 128, torch.bfloat16, False),
+        ("decoder: 32 heads, d 128, fp32", 32, 128, torch.float32, False),
+        ("Qwen2-VL vision: 16 heads, d 80, bf16 in fp32", 16, 80, torch.bfloat16, True),
+    ]:
+        x = torch.randn(4096, 3, heads, dim).to(dtype)[:, 0]
+        tables = torch.float32 if in_fp32 else dtype
+        cos, sin = torch.randn(4096, 1, dim).to(tables), torch.randn(4096, 1, dim).to(tables)
+        times = []
+        for enabled in (True, False):
+            before = _C._use_cpu_rotary_kernel(enabled)
+            with torch.inference_mode():
+                times.append(min_seconds(lambda: _C.nn.apply_rotary(x, cos, sin, in_fp32=in_fp32), "cpu", repeats=20))
+            _C._use_cpu_rotary_kernel(before)
+        print(f"{label:<44}{times[0] * 1e3:>12.2f}{times[1] * 1e3:>12.2f}{times[1] / times[0]:>8.2f}")
 
 
 def bench_cuda_varlen_attention(device: str) -> None:

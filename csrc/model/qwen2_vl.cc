@@ -195,9 +195,9 @@ at::Tensor Qwen2VisionBlock::forward(const at::Tensor& x, const at::Tensor& angl
   // The 2-D rotary in fp32 (apply_rotary_pos_emb_vision), cast back.
   auto emb = at::cat({angles, angles}, -1).unsqueeze(1);  // (S, 1, head_dim)
   auto cos = emb.cos(), sin = emb.sin();
-  auto rope = [&](const at::Tensor& t) { return apply_rotary(t.to(at::kFloat), cos, sin).to(t.scalar_type()); };
-  auto out = packed_attention(rope(parts[0]), rope(parts[1]), parts[2], images, AttentionMaskSpec{false, std::nullopt},
-                              false, 1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  auto out = packed_attention(apply_rotary_in_fp32(parts[0], cos, sin), apply_rotary_in_fp32(parts[1], cos, sin),
+                              parts[2], images, AttentionMaskSpec{false, std::nullopt}, false,
+                              1.0 / std::sqrt(static_cast<double>(head_dim_)));
   auto h = x + proj->forward(out.reshape({S, -1}));
   auto m = fc1->forward(norm2->forward(h));
   m = quick_gelu_ ? ops::quick_gelu(m) : at::gelu(m);

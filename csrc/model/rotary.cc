@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "core/errors.h"
+#include "ops/cpu/rotary_cpu.h"
 
 namespace unime::model {
 
@@ -89,9 +90,15 @@ std::unique_ptr<RotaryEmbedding> make_rotary_embedding(const RotaryConfig& confi
 }
 
 at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  if (x.scalar_type() == cos.scalar_type() && ops::cpu_rotary_applies(x, cos, sin)) return ops::cpu_rotary(x, cos, sin);
   const auto half = x.size(-1) / 2;
   auto rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
   return x * cos + rotated * sin;
+}
+
+at::Tensor apply_rotary_in_fp32(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  if (cos.scalar_type() == at::kFloat && ops::cpu_rotary_applies(x, cos, sin)) return ops::cpu_rotary(x, cos, sin);
+  return apply_rotary(x.to(at::kFloat), cos, sin).to(x.scalar_type());
 }
 
 }  // namespace unime::model

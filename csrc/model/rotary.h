@@ -69,7 +69,12 @@ class MRopeRotaryEmbedding : public RotaryEmbedding {
 // The rotary embedding `config.rope` describes; InvalidInputError for an unknown type.
 std::unique_ptr<RotaryEmbedding> make_rotary_embedding(const RotaryConfig& config, int64_t head_dim);
 
-// x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x[d/2:], x[:d/2]); in x's dtype.
+// x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x[d/2:], x[:d/2]); in x's dtype (cos and
+// sin of that dtype). For inference on CPU one fused pass with the same roundings (ops/cpu/rotary_cpu.h).
 at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+// The same computed in fp32 (fp32 cos and sin) and returned in x's dtype: transformers' vision rotary,
+// which converts q and k to fp32 and casts the result back.
+at::Tensor apply_rotary_in_fp32(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 }  // namespace unime::model

@@ -24,6 +24,15 @@ void bind_layers(py::module_& root) {
       "Attention within each of the packed sequences (lengths sum to T): q (T or B, H, d), k/v (T, Hkv, d).\n"
       "query_block: queries per block of the sliding-window path (0: by memory budget).");
   m.def(
+      "apply_rotary",
+      [](const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool in_fp32) {
+        return in_fp32 ? model::apply_rotary_in_fp32(x, cos, sin) : model::apply_rotary(x, cos, sin);
+      },
+      py::arg("x"), py::arg("cos"), py::arg("sin"), py::arg("in_fp32") = false,
+      py::call_guard<py::gil_scoped_release>(),
+      "x * cos + rotate_half(x) * sin in x's dtype; in_fp32: computed in fp32 (fp32 tables), returned in x's "
+      "dtype.");
+  m.def(
       "rotary_tables",
       [](const at::Tensor& positions, int64_t head_dim, double theta, const std::string& type, at::ScalarType dtype) {
         model::RotaryConfig config;

@@ -118,3 +118,58 @@ def test_cuda_varlen_switch_returns_the_previous_setting_and_leaves_the_cpu_path
     finally:
         assert _C._use_cuda_varlen_attention(True) is False
     torch.testing.assert_close(off, base, atol=0, rtol=0)
+
+
+def unfused_rotary(x, cos, sin):  # transformers' apply_rotary_pos_emb: x * cos + rotate_half(x) * sin
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat([-x[..., half:], x[..., :half]], -1) * sin
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
+@pytest.mark.parametrize("dim", [128, 96, 80, 40, 12, 2])  # half-widths on and off 16 lanes
+def test_fused_rotary_is_bit_identical_to_the_unfused_expression(dtype, dim):
+    """Inference on CPU takes one fused pass (ops/cpu/rotary_cpu.cc) that keeps every rounding of the
+    unfused expression: bit-identical results on q/k views of a fused projection (strided heads and
+    tokens), with tables from rotary_tables at large positions."""
+    g = torch.Generator().manual_seed(dim)
+    tokens, heads = 37, 5
+    qkv = (torch.randn(tokens, 3 * heads * dim, generator=g) * 4).to(dtype)
+    x = qkv.view(tokens, 3, heads, dim)[:, 1]  # (T, H, d) with token stride 3 H d
+    cos, sin = _C.nn.rotary_tables(torch.randint(0, 100_000, (tokens,), generator=g), dim, 1e6, dtype=dtype)
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    with torch.inference_mode():
+        fused = _C.nn.apply_rotary(x, cos, sin)
+        before = _C._use_cpu_rotary_kernel(False)
+        try:
+            unfused = _C.nn.apply_rotary(x, cos, sin)
+        finally:
+            _C._use_cpu_rotary_kernel(before)
+    assert fused.dtype == dtype and fused.shape == x.shape
+    assert torch.equal(fused, unfused_rotary(x, cos, sin))
+    assert torch.equal(unfused, unfused_rotary(x, cos, sin))
+
+
+@pytest.mark.parametrize("dim", [80, 40])
+def test_fused_rotary_in_fp32_matches_the_vision_towers_cast(dim):
+    """Qwen2-VL's vision rotary: bf16 q/k converted to fp32, rotated with fp32 tables, cast back; the
+    fused pass rounds once at the end, as the cast does."""
+    g = torch.Generator().manual_seed(1)
+    x = (torch.randn(29, 3, 4, dim, generator=g) * 3).bfloat16()[:, 0]
+    angles = torch.rand(29, dim // 2, generator=g) * 200
+    emb = torch.cat([angles, angles], -1).unsqueeze(1)
+    cos, sin = emb.cos(), emb.sin()
+    with torch.inference_mode():
+        fused = _C.nn.apply_rotary(x, cos, sin, in_fp32=True)
+    assert fused.dtype == torch.bfloat16
+    assert torch.equal(fused, unfused_rotary(x.float(), cos, sin).bfloat16())
+
+
+def test_rotary_with_gradients_takes_the_unfused_differentiable_path():
+    x = torch.randn(6, 2, 8, dtype=torch.float64, requires_grad=True)
+    cos, sin = (t.double().unsqueeze(1) for t in _C.nn.rotary_tables(torch.arange(6), 8, 1e4))
+    assert torch.autograd.gradcheck(lambda a: _C.nn.apply_rotary(a, cos, sin), (x,))
+    xf = x.detach().float().requires_grad_()
+    out = _C.nn.apply_rotary(xf, cos.float(), sin.float())
+    assert out.grad_fn is not None
+    out.sum().backward()
+    assert xf.grad is not None

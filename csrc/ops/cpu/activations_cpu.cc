@@ -47,34 +47,6 @@ int64_t grain(int64_t cols) { return std::max<int64_t>(1, 32768 / std::max<int64
 using namespace avx512;  // NOLINT(google-build-using-namespace): the intrinsic helpers
 
 template <bool kBf16>
-__attribute__((target("avx512f"))) inline __m512 load(const void* p, int64_t i, int64_t n) {
-  if constexpr (kBf16) {
-    const auto* q = static_cast<const c10::BFloat16*>(p) + i;
-    return n == 16 ? load_bf16(q) : load_bf16_partial(q, n);
-  } else {
-    const auto* q = static_cast<const float*>(p) + i;
-    return n == 16 ? _mm512_loadu_ps(q) : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), q);
-  }
-}
-
-template <bool kBf16>
-__attribute__((target("avx512f"))) inline __m512 round(__m512 v) {  // to the tensor's dtype
-  if constexpr (kBf16) return round_to_bf16(v);
-  return v;
-}
-
-template <bool kBf16>
-__attribute__((target("avx512f"))) inline void store(void* p, int64_t i, __m512 rounded, int64_t n) {
-  if constexpr (kBf16) {
-    auto* q = static_cast<c10::BFloat16*>(p) + i;
-    n == 16 ? store_bf16(q, rounded) : store_bf16_partial(q, rounded, n);
-  } else {
-    auto* q = static_cast<float*>(p) + i;
-    n == 16 ? _mm512_storeu_ps(q, rounded) : _mm512_mask_storeu_ps(q, static_cast<__mmask16>((1u << n) - 1), rounded);
-  }
-}
-
-template <bool kBf16>
 __attribute__((target("avx512f"))) void gated_silu_rows_avx512(const void* gate, int64_t gate_stride, const void* up,
                                                                int64_t up_stride, void* out, int64_t cols,
                                                                int64_t begin, int64_t end) {
@@ -86,10 +58,10 @@ __attribute__((target("avx512f"))) void gated_silu_rows_avx512(const void* gate,
     auto* o = static_cast<char*>(out) + r * cols * kSize;
     for (int64_t i = 0; i < cols; i += 16) {
       const int64_t n = std::min<int64_t>(16, cols - i);
-      const auto x = load<kBf16>(g, i, n);
+      const auto x = load_lanes<kBf16>(g, i, n);
       const auto silu =
-          round<kBf16>(_mm512_div_ps(x, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x)))));
-      store<kBf16>(o, i, round<kBf16>(_mm512_mul_ps(silu, load<kBf16>(u, i, n))), n);
+          round_lanes<kBf16>(_mm512_div_ps(x, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x)))));
+      store_lanes<kBf16>(o, i, round_lanes<kBf16>(_mm512_mul_ps(silu, load_lanes<kBf16>(u, i, n))), n);
     }
   }
 }
@@ -104,9 +76,9 @@ __attribute__((target("avx512f"))) void quick_gelu_rows_avx512(const void* in, i
     auto* o = static_cast<char*>(out) + r * cols * kSize;
     for (int64_t i = 0; i < cols; i += 16) {
       const int64_t n = std::min<int64_t>(16, cols - i);
-      const auto x = load<kBf16>(x_row, i, n);
-      const auto s = round<kBf16>(sigmoid_ps(round<kBf16>(_mm512_mul_ps(x, alpha))));
-      store<kBf16>(o, i, round<kBf16>(_mm512_mul_ps(x, s)), n);
+      const auto x = load_lanes<kBf16>(x_row, i, n);
+      const auto s = round_lanes<kBf16>(sigmoid_ps(round_lanes<kBf16>(_mm512_mul_ps(x, alpha))));
+      store_lanes<kBf16>(o, i, round_lanes<kBf16>(_mm512_mul_ps(x, s)), n);
     }
   }
 }

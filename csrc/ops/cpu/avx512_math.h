@@ -52,6 +52,36 @@ __attribute__((target("avx512f"))) inline void store_bf16_partial(c10::BFloat16*
   for (int64_t i = 0; i < n; ++i) p[i].x = tmp[i];
 }
 
+// Lanes of a bf16 (kBf16) or fp32 array as fp32: 16 from index i, or the first n < 16 (the rest
+// zero); round_lanes rounds fp32 values to the array's dtype; store_lanes writes values so rounded.
+template <bool kBf16>
+__attribute__((target("avx512f"))) inline __m512 load_lanes(const void* p, int64_t i, int64_t n) {
+  if constexpr (kBf16) {
+    const auto* q = static_cast<const c10::BFloat16*>(p) + i;
+    return n == 16 ? load_bf16(q) : load_bf16_partial(q, n);
+  } else {
+    const auto* q = static_cast<const float*>(p) + i;
+    return n == 16 ? _mm512_loadu_ps(q) : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), q);
+  }
+}
+
+template <bool kBf16>
+__attribute__((target("avx512f"))) inline __m512 round_lanes(__m512 v) {
+  if constexpr (kBf16) return round_to_bf16(v);
+  return v;
+}
+
+template <bool kBf16>
+__attribute__((target("avx512f"))) inline void store_lanes(void* p, int64_t i, __m512 rounded, int64_t n) {
+  if constexpr (kBf16) {
+    auto* q = static_cast<c10::BFloat16*>(p) + i;
+    n == 16 ? store_bf16(q, rounded) : store_bf16_partial(q, rounded, n);
+  } else {
+    auto* q = static_cast<float*>(p) + i;
+    n == 16 ? _mm512_storeu_ps(q, rounded) : _mm512_mask_storeu_ps(q, static_cast<__mmask16>((1u << n) - 1), rounded);
+  }
+}
+
 // e^x in fp32 to about 1 ulp: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in two for an exact
 // product), e^r by its degree-7 Taylor-like minimax polynomial (the Cephes expf coefficients),
 // then scaled by 2^n. Inputs are clamped to [-88.38, 88.72]: the result underflows to ~0 or
