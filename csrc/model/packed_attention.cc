@@ -135,7 +135,7 @@ at::Tensor efficient_varlen(const at::Tensor& q, const at::Tensor& k, const at::
 // all its keys at once, so the result equals the unblocked one; memory is O(block * (window + block))
 // where a dense (n, n) mask and its scores would need O(n^2) (80 GB for a 32k-token Mistral input).
 at::Tensor banded_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window,
-                            int64_t query_block, double scale) {
+                            int64_t query_block, double scale, bool gqa) {
   const int64_t n = q.size(2), heads = q.size(1);
   int64_t block = query_block;
   if (block <= 0) {  // the largest block whose fp32 scores (heads, block, window + block) fit the budget
@@ -150,7 +150,7 @@ at::Tensor banded_attention(const at::Tensor& q, const at::Tensor& k, const at::
     auto i = at::arange(qs, qe, index).unsqueeze(1), j = at::arange(ks, qe, index).unsqueeze(0);
     auto allowed = (j <= i) & ((i - j) < window);
     outs.push_back(at::scaled_dot_product_attention(q.narrow(2, qs, qe - qs), k.narrow(2, ks, qe - ks),
-                                                    v.narrow(2, ks, qe - ks), allowed, 0.0, false, scale));
+                                                    v.narrow(2, ks, qe - ks), allowed, 0.0, false, scale, gqa));
   }
   return outs.size() == 1 ? outs[0] : at::cat(outs, 2);
 }
@@ -160,6 +160,10 @@ at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at:
   const auto window = mask.causal ? mask.sliding_window : std::nullopt;
   const auto rep = q.size(1) / k.size(1);
   const bool cpu_bf16 = ops::cpu_bf16_attention_applies(q, k, v);  // the AVX512-BF16 kernel takes every sequence
+  // torch's CPU kernels read a shared key/value head for each of its query heads (enable_gqa) where
+  // repeating K and V would copy them per sequence (a third of fp32 encoding's copies).
+  const bool gqa = rep > 1 && q.device().is_cpu();
+  auto heads = [&](const at::Tensor& x) { return gqa ? x : repeat_heads(x, rep); };
   std::vector<at::Tensor> outs;
   outs.reserve(p.batch());
   for (int64_t b = 0; b < p.batch(); ++b) {
@@ -173,9 +177,10 @@ at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at:
         continue;
       }
       auto qb = q.narrow(0, b, 1).transpose(0, 1).unsqueeze(0);  // (1, H, 1, d)
-      auto kb = repeat_heads(k.narrow(0, ks, e - ks).transpose(0, 1).unsqueeze(0), rep);
-      auto vb = repeat_heads(v.narrow(0, ks, e - ks).transpose(0, 1).unsqueeze(0), rep);
-      outs.push_back(at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, false, scale).squeeze(0).transpose(0, 1));
+      auto kb = heads(k.narrow(0, ks, e - ks).transpose(0, 1).unsqueeze(0));
+      auto vb = heads(v.narrow(0, ks, e - ks).transpose(0, 1).unsqueeze(0));
+      outs.push_back(
+          at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, false, scale, gqa).squeeze(0).transpose(0, 1));
       continue;
     }
     const bool banded = window && n > *window;
@@ -185,10 +190,10 @@ at::Tensor per_sequence_sdpa(const at::Tensor& q, const at::Tensor& k, const at:
       continue;
     }
     auto qb = q.narrow(0, s, n).transpose(0, 1).unsqueeze(0);  // (1, H, n, d)
-    auto kb = repeat_heads(k.narrow(0, s, n).transpose(0, 1).unsqueeze(0), rep);
-    auto vb = repeat_heads(v.narrow(0, s, n).transpose(0, 1).unsqueeze(0), rep);
-    at::Tensor out = banded ? banded_attention(qb, kb, vb, *window, mask.query_block, scale)
-                            : at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, mask.causal, scale);
+    auto kb = heads(k.narrow(0, s, n).transpose(0, 1).unsqueeze(0));
+    auto vb = heads(v.narrow(0, s, n).transpose(0, 1).unsqueeze(0));
+    at::Tensor out = banded ? banded_attention(qb, kb, vb, *window, mask.query_block, scale, gqa)
+                            : at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, mask.causal, scale, gqa);
     outs.push_back(out.squeeze(0).transpose(0, 1));  // (n, H, d)
   }
   return at::cat(outs, 0);
