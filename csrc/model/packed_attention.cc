@@ -1,6 +1,7 @@
 #include "model/packed_attention.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <algorithm>
 #include <atomic>
 
@@ -212,7 +213,18 @@ at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::
   TORCH_CHECK_VALUE(k.size(0) == packed.offsets.back() && q.size(0) == (last_only ? packed.batch() : k.size(0)),
                     "packed_attention: ", packed.offsets.back(), " packed tokens in ", packed.batch(),
                     " sequences, got q ", q.sizes(), " and k ", k.sizes());
-  if (g_cuda_varlen.load()) {
+  if (q.is_cuda() && at::autocast::is_autocast_enabled(at::kCUDA)) {
+    // Under CUDA autocast the projections come out in the autocast dtype but the rotary's fp32
+    // tables promote q and k back to fp32. scaled_dot_product_attention (the loop) casts fp32 inputs
+    // to the autocast dtype; the varlen kernels have no autocast rule and read q, k and v as q's
+    // dtype, so the cast happens here.
+    const auto low = at::autocast::get_autocast_dtype(at::kCUDA);
+    auto cast = [low](const at::Tensor& x) { return x.scalar_type() == at::kFloat ? x.to(low) : x; };
+    if (q.scalar_type() == at::kFloat || k.scalar_type() == at::kFloat || v.scalar_type() == at::kFloat)
+      return packed_attention(cast(q), cast(k), cast(v), packed, mask, last_only, scale);
+  }
+  const bool one_dtype = k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type();
+  if (g_cuda_varlen.load() && one_dtype) {
     if (use_flash(q)) return flash_varlen(q, k, v, packed, mask, last_only, scale);
     if (use_efficient(q, packed, mask)) return efficient_varlen(q, k, v, packed, mask, last_only, scale);
   }

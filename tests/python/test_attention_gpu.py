@@ -88,9 +88,13 @@ def test_cuda_packed_attention_gradients_match_the_loop(dtype, causal):
             assert max_error(a, r.grad) <= 2 * max_error(b, r.grad) + 2e-2, name
 
 
-def test_cuda_packed_attention_in_inference_mode():
-    """Inference (what encode() runs) needs no log-sum-exp for a backward; the result is the same."""
+def test_cuda_packed_attention_without_log_sum_exp_in_inference():
+    """Inference (what encode() runs) skips the log-sum-exp that a backward needs; the output is the one
+    computed with it."""
     q, k, v = qkv(LENGTHS, torch.float32)
     with torch.inference_mode():
-        ours = _C.nn.packed_attention(q, k, v, LENGTHS)
-    torch.testing.assert_close(ours, _C.nn.packed_attention(q, k, v, LENGTHS), atol=0, rtol=0)
+        inference = _C.nn.packed_attention(q, k, v, LENGTHS)
+    leaves = [t.detach().clone().requires_grad_() for t in (q, k, v)]
+    training = _C.nn.packed_attention(*leaves, LENGTHS)
+    assert training.grad_fn is not None
+    torch.testing.assert_close(inference, training.detach(), atol=0, rtol=0)

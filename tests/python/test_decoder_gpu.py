@@ -10,6 +10,7 @@ from tiny_models import make_tiny_decoder
 from tolerances import assert_embeddings_match, assert_within_reference_error
 
 import unime
+from unime import _C
 
 pytestmark = pytest.mark.gpu
 
@@ -85,3 +86,28 @@ def test_cuda_fp32_head_dim_16_matches_transformers(tmp_path, window):
         assert (w.grad.cpu() - hf_grad).abs().max() <= 1e-4 * hf_grad.abs().max()
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_cuda_autocast_casts_before_the_varlen_call(tmp_path):
+    """Under CUDA autocast (the trainer's mixed_precision) the projections are bf16 but the rotary's fp32
+    tables give fp32 q and k; the varlen call casts all three to bf16, as scaled_dot_product_attention
+    does (the memory-efficient kernel would read the bf16 values as fp32). The embeddings stay within
+    bf16 error of fp32's and of the per-sequence loop's, and backpropagate."""
+    _flash_model(None).save_pretrained(tmp_path, safe_serialization=True)
+    model = unime.Model.from_pretrained(tmp_path, device="cuda")
+    ids, mask = padded_batch(101, [20, 3, 17, 9, 1, 20], "right", seed=4)
+    fp32 = model.encode_ids(ids, mask).float()
+    w = dict(model.named_parameters())["decoder.layers.0.self_attn.q_proj.weight"]
+    w.requires_grad_(True)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        mixed = model.encode_ids(ids, mask)
+        before = _C._use_cuda_varlen_attention(False)
+        try:
+            loop = model.encode_ids(ids, mask).float()
+        finally:
+            _C._use_cuda_varlen_attention(before)
+    cosine = torch.nn.functional.cosine_similarity
+    assert cosine(mixed.float(), fp32, dim=-1).min() > 0.999
+    assert cosine(mixed.float(), loop, dim=-1).min() > 0.999
+    mixed.float().sum().backward()
+    assert w.grad is not None and torch.isfinite(w.grad).all() and w.grad.abs().sum() > 0

@@ -125,6 +125,10 @@ def unfused_rotary(x, cos, sin):  # transformers' apply_rotary_pos_emb: x * cos 
     return x * cos + torch.cat([-x[..., half:], x[..., :half]], -1) * sin
 
 
+HAS_AVX512F = "avx512f" in open("/proc/cpuinfo").read()
+
+
+@pytest.mark.skipif(not HAS_AVX512F, reason="the fused rotary needs AVX-512F; other CPUs run the unfused expression")
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
 @pytest.mark.parametrize("dim", [128, 96, 80, 40, 12, 2])  # half-widths on and off 16 lanes
 def test_fused_rotary_is_bit_identical_to_the_unfused_expression(dtype, dim):
@@ -149,6 +153,7 @@ def test_fused_rotary_is_bit_identical_to_the_unfused_expression(dtype, dim):
     assert torch.equal(unfused, unfused_rotary(x, cos, sin))
 
 
+@pytest.mark.skipif(not HAS_AVX512F, reason="the fused rotary needs AVX-512F; other CPUs run the unfused expression")
 @pytest.mark.parametrize("dim", [80, 40])
 def test_fused_rotary_in_fp32_matches_the_vision_towers_cast(dim):
     """Qwen2-VL's vision rotary: bf16 q/k converted to fp32, rotated with fp32 tables, cast back; the

@@ -1,7 +1,8 @@
 // The rotary position embedding on CPU in one pass, for inference: x * cos + rotate_half(x) * sin,
 // rotate_half(x) = cat(-x[d/2:], x[:d/2]), where the unfused expression makes five full-size passes
 // (the negation, the cat, two products and their sum). Each rounding of the unfused expression is
-// kept, so the result is bit-identical to it.
+// kept, so the result is bit-identical to it for every non-NaN value (a NaN stays a NaN, with
+// c10::BFloat16's payload 0x7FC0 where ATen's vectorised bf16 path writes 0xFFFF).
 #pragma once
 
 #include <ATen/core/Tensor.h>
