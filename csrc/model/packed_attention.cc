@@ -34,7 +34,7 @@ PackedSequences pack(const std::vector<int64_t>& lengths, const std::vector<int6
     for (int64_t j = 0; j < lengths[b]; ++j) *out++ = j;
   for (int64_t i = 0; i < T; ++i) *out++ = token_index ? (*token_index)[static_cast<size_t>(i)] : i;
   for (int64_t b = 0; b < B; ++b) *out++ = p.offsets[static_cast<size_t>(b) + 1] - 1;
-  out = std::copy(p.offsets.begin(), p.offsets.end(), out);
+  std::copy(p.offsets.begin(), p.offsets.end(), out);
   auto all = host.to(device, /*non_blocking=*/true);
   p.positions = all.narrow(0, 0, T);
   p.token_index = all.narrow(0, T, T);
