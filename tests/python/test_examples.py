@@ -132,8 +132,11 @@ def test_demo_runs_offline_and_reports_both_stages(tmp_path):
     for name in ("untrained", "hard negatives", "no hard negatives"):
         for task in ("text->image", "image->text", "image->image"):
             assert 0 <= results[name][task]["R@1"] <= results[name][task]["R@5"] <= 1
-    assert results["stage1"]["loss"][-1] < results["stage1"]["loss"][0]
-    assert results["hard negatives"]["loss"][-1] < results["hard negatives"]["loss"][0]
+    # Each stage lowers its loss: the mean of its last five steps below that of its first five (single
+    # steps of the hard-negative loss jump by 0.3 at this size, so one step against one step is noise).
+    for stage in ("stage1", "hard negatives", "no hard negatives"):
+        loss = results[stage]["loss"]
+        assert len(loss) >= 10 and sum(loss[-5:]) < sum(loss[:5]), (stage, loss)
     assert (tmp_path / "demo.png").stat().st_size > 10_000
 
 
