@@ -1,8 +1,10 @@
 """unime.Trainer against a plain reference trainer (tests/reference/trainer.py: transformers + peft +
 torch.optim.AdamW + transformers' schedules + the objectives' plain formulas) on the same tiny
-LLaVA-NeXT, the same LoRA initialisation and the same batches: the loss at each of 5 steps and the
-adapter weights after them agree to 1e-5 in fp32, for stage 1, stage 2 and UniME-V2, with and
-without GradCache chunks."""
+LLaVA-NeXT, the same LoRA initialisation and the same batches: the loss at each of 5 steps (relative to
+the loss, at least 1) and the adapter weights after them agree to 1e-5 in fp32, for stage 1, stage 2
+and UniME-V2, with and without GradCache chunks. The loss bound is relative because MKL's fp32 GEMMs
+sum in another order on another CPU: on a 2-core AMD EPYC (AVX2) stage 1's fourth loss, 3.5927, differs
+by 1.3e-5 (3.6e-6 of it; the adapters by 2e-6), where the AVX-512 CI machine stays under 1e-5."""
 
 import pytest
 import torch
@@ -51,10 +53,10 @@ def run_pair(checkpoint, stage, examples, loss_of, chunk_size, teacher=None):
     ours_adapters = {"base_model.model." + model.hf_name(p): t.detach() for p, t in trainer.trainable_parameters()}
     theirs = ref.adapters()
     assert set(ours_adapters) == set(theirs)
-    loss_diff = max(abs(a - b) for a, b in zip(ours_losses, ref_losses))
+    loss_diff = max(abs(a - b) / max(1.0, abs(b)) for a, b in zip(ours_losses, ref_losses))
     weight_diff = max((ours_adapters[k] - theirs[k]).abs().max().item() for k in theirs)
     print(f"{stage} chunk={chunk_size}: losses ours {ours_losses}\n  reference {ref_losses}\n"
-          f"  max loss diff {loss_diff:.2e}, max adapter diff {weight_diff:.2e}")
+          f"  max loss diff (relative to max(1, |loss|)) {loss_diff:.2e}, max adapter diff {weight_diff:.2e}")
     assert loss_diff <= 1e-5
     assert weight_diff <= 1e-5
 
