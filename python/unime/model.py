@@ -30,6 +30,19 @@ def _dtype_name(dtype: torch.dtype | str | None) -> str | None:
     raise TypeError(f"dtype must be a torch.dtype, a string or 'auto', got {type(dtype).__name__}")
 
 
+def _slow_cpu_dtype_warning(dtype: torch.dtype, device: str) -> str | None:
+    """bf16 / fp16 weights on a CPU without AVX-512: torch has no vector kernel for their matrix
+    multiplies there (oneDNN's need AVX-512), so they run far slower than float32."""
+    if dtype not in (torch.bfloat16, torch.float16) or torch.device(device).type != "cpu":
+        return None
+    if torch.cpu._is_avx512_supported():
+        return None
+    name = str(dtype).removeprefix("torch.")
+    return (f"{name} on this CPU, which has no AVX-512: torch runs {name} matrix multiplies without vector kernels "
+            f"here, far slower than float32 (a 1024 x 1024 matmul took 136x the float32 time on an AVX2 AMD EPYC); "
+            f"load with dtype=torch.float32 for speed")
+
+
 # c10::toString(ScalarType) -> torch.dtype
 _SCALAR_TYPES = {"Float": torch.float32, "BFloat16": torch.bfloat16, "Half": torch.float16, "Double": torch.float64}
 
@@ -90,6 +103,9 @@ class Model:
             names = core.unexpected_tensors
             shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
             warnings.warn(f"{path}: {len(names)} checkpoint tensor(s) not used by the model: {shown}", stacklevel=2)
+        slow = _slow_cpu_dtype_warning(_SCALAR_TYPES.get(core.dtype, torch.float32), core.device)
+        if slow:
+            warnings.warn(slow, stacklevel=2)
         return cls(core, path)
 
     def encode_ids(

@@ -114,3 +114,22 @@ def test_auto_dtype_uses_config_torch_dtype(tiny_decoder_dir, tmp_path):
     hf.save_pretrained(tmp_path, safe_serialization=True)
     assert unime.Model.from_pretrained(tmp_path, dtype="auto").dtype == torch.bfloat16
     assert unime.Model.from_pretrained(tmp_path).dtype == torch.float32
+
+
+@pytest.mark.parametrize("avx512", [False, True])
+def test_bf16_on_a_cpu_without_avx512_warns_that_it_is_slow(tiny_decoder_dir, monkeypatch, avx512):
+    """torch's bf16 / fp16 matrix multiplies have no vector kernel on CPUs without AVX-512 (136x slower
+    than fp32 on an AVX2 AMD EPYC): loading them there warns; fp32, and CPUs with AVX-512, stay quiet."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_supported", lambda: avx512)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        unime.Model.from_pretrained(tiny_decoder_dir("llama"), dtype=torch.bfloat16)
+        unime.Model.from_pretrained(tiny_decoder_dir("llama"), dtype="float16")
+        unime.Model.from_pretrained(tiny_decoder_dir("llama"))
+    slow = [str(w.message) for w in caught if "no AVX-512" in str(w.message)]
+    if avx512:
+        assert slow == []
+    else:
+        assert len(slow) == 2
+        assert slow[0].startswith("bfloat16 on this CPU") and "dtype=torch.float32" in slow[0]
+        assert slow[1].startswith("float16 on this CPU")
