@@ -2,7 +2,7 @@
 // the unfused expressions make two (SwiGLU) or three (QuickGELU) full-size temporaries. The
 // intermediate roundings to the input dtype are kept (common/activations.cc), so results equal the
 // unfused ones up to the last bit of exp. float32 and bfloat16 run 16 lanes of AVX-512 when the CPU
-// has it; every floating dtype has the scalar loop.
+// has it; elsewhere float32 and float64 take the scalar loop, and bf16 / fp16 the unfused ATen ops.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -104,7 +104,11 @@ at::Tensor gated_silu_cpu(const at::Tensor& gate, const at::Tensor& up) {
     return out;
   }
 #endif
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, gate.scalar_type(), "unime_gated_silu_cpu", [&] {
+  // Without AVX-512, ATen's vectorised unfused ops beat the scalar loop on 16-bit types (4x in bf16 on an
+  // AVX2 EPYC; fp32 is on par, 1.1x for the loop), with the same roundings.
+  if (gate.scalar_type() == at::kBFloat16 || gate.scalar_type() == at::kHalf)
+    return gated_silu_reference(gate, up).contiguous();
+  AT_DISPATCH_FLOATING_TYPES(gate.scalar_type(), "unime_gated_silu_cpu", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const scalar_t* gp = g.tensor.const_data_ptr<scalar_t>();
     const scalar_t* up_ = u.tensor.const_data_ptr<scalar_t>();
@@ -142,7 +146,9 @@ at::Tensor quick_gelu_cpu(const at::Tensor& x) {
     return out;
   }
 #endif
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "unime_quick_gelu_cpu", [&] {
+  if (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf)
+    return quick_gelu_reference(x).contiguous();  // as above
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "unime_quick_gelu_cpu", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const scalar_t* ip = in.tensor.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
