@@ -5,6 +5,7 @@
 
 #include "model/packed_attention.h"
 #include "ops/cpu/attention_cpu.h"
+#include "ops/cpu/isa.h"
 #include "ops/cpu/rotary_cpu.h"
 #include "python/bindings.h"
 
@@ -32,10 +33,12 @@ PYBIND11_MODULE(_C, m) {
   // Process-wide switches, returning the previous setting, so tests and benchmarks can compare: the
   // CPU bf16 attention kernel (csrc/ops/cpu/attention_cpu.h) with torch's kernel, and the CUDA varlen
   // attention calls (csrc/model/packed_attention.h) with the per-sequence loop, the fused CPU rotary
-  // (csrc/ops/cpu/rotary_cpu.h) with the unfused expression.
+  // (csrc/ops/cpu/rotary_cpu.h) with the unfused expression, and the AVX-512F paths of the CPU
+  // kernels (csrc/ops/cpu/isa.h) with the AVX2 and scalar ones.
   m.def("_use_cpu_bf16_attention", &unime::ops::set_cpu_bf16_attention_enabled, pybind11::arg("enabled"));
   m.def("_use_cuda_varlen_attention", &unime::model::set_cuda_varlen_attention_enabled, pybind11::arg("enabled"));
   m.def("_use_cpu_rotary_kernel", &unime::ops::set_cpu_rotary_enabled, pybind11::arg("enabled"));
+  m.def("_use_avx512_kernels", &unime::ops::set_avx512_kernels_enabled, pybind11::arg("enabled"));
   unime::python::register_error_translators(m);
   unime::python::bind_model(m);
   unime::python::bind_checkpoint(m);

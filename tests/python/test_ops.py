@@ -31,6 +31,19 @@ def test_rms_norm_matches_reference(device, dtype, shape):
     torch.testing.assert_close(ops.rms_norm(x, w, 1e-5), rms_norm_reference(x, w, 1e-5), **TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", list(TOL))
+@pytest.mark.parametrize("shape", SHAPES)
+def test_rms_norm_without_avx512_matches_reference(dtype, shape):
+    """The loop an AVX-512 CPU never runs for bf16, reached by switching the AVX-512 paths off."""
+    x = torch.randn(shape, dtype=dtype) * 3
+    w = torch.randn(shape[-1], dtype=dtype)
+    previous = unime._C._use_avx512_kernels(False)
+    try:
+        torch.testing.assert_close(ops.rms_norm(x, w, 1e-5), rms_norm_reference(x, w, 1e-5), **TOL[dtype])
+    finally:
+        unime._C._use_avx512_kernels(previous)
+
+
 @pytest.mark.parametrize("device", devices())
 def test_rms_norm_strided_input(device):
     base = torch.randn(6, 40, device=device)

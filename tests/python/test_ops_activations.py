@@ -27,6 +27,15 @@ def unfused_quick_gelu(x):
     return x * torch.sigmoid(1.702 * x)  # transformers' QuickGELUActivation (CLIP, Qwen2-VL vision)
 
 
+@pytest.fixture(autouse=True, params=["native", "without AVX-512"])
+def cpu_kernels(request):
+    """Every test twice: with the CPU's own best kernels, and with the AVX-512 paths switched off, so
+    that an AVX-512 machine runs the AVX2 (fp32) and fallback paths too."""
+    previous = unime._C._use_avx512_kernels(request.param == "native")
+    yield request.param
+    unime._C._use_avx512_kernels(previous)
+
+
 def devices():
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -142,3 +151,16 @@ def test_argument_errors():
         ops.gated_silu(torch.ones(2, dtype=torch.long), torch.ones(2, dtype=torch.long))
     with pytest.raises(ValueError, match="quick_gelu: x must be floating point"):
         ops.quick_gelu(torch.ones(2, dtype=torch.int32))
+
+
+def test_fp32_kernels_over_exps_whole_range():
+    """Every fp32 path's exp (AVX-512's scalef, AVX2's two power-of-two factors, the scalar loop's
+    std::exp) within a few ulp of ATen's across the range where e^-x neither saturates nor vanishes,
+    and tiny or saturated values beyond it."""
+    x = torch.linspace(-87.0, 87.0, 200_001)
+    torch.testing.assert_close(ops.quick_gelu(x / 1.702), unfused_quick_gelu(x / 1.702), atol=1e-30, rtol=2e-6)
+    up = torch.linspace(-2.0, 2.0, x.numel())
+    torch.testing.assert_close(ops.gated_silu(x, up), unfused_gated_silu(x, up), atol=1e-30, rtol=2e-6)
+    far = torch.tensor([-200.0, -104.0, -100.0, -90.0, -88.5, 88.5, 90.0, 100.0, 200.0, float("inf"), -float("inf")])
+    torch.testing.assert_close(ops.gated_silu(far, torch.ones_like(far)), F.silu(far), atol=1e-30, rtol=2e-6,
+                               equal_nan=True)  # silu(-inf) is NaN in ATen too

@@ -28,7 +28,7 @@ int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 bool cpu_has_avx512_bf16() {
   static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
-  return yes;
+  return yes && avx512_kernels_enabled();
 }
 
 uint32_t pair(uint16_t low, uint16_t high) { return static_cast<uint32_t>(low) | (static_cast<uint32_t>(high) << 16); }

@@ -8,13 +8,16 @@
 
 #include <cstdint>
 
+#include "ops/cpu/isa.h"
+
 #define UNIME_HAVE_AVX512_PATH 1
 
 namespace unime::ops::avx512 {
 
+// The CPU has AVX-512F and the AVX-512 paths are not switched off (ops/cpu/isa.h).
 inline bool has_avx512f() {
   static const bool yes = __builtin_cpu_supports("avx512f");
-  return yes;
+  return yes && avx512_kernels_enabled();
 }
 
 // 16 bf16 values widened to fp32 (exact: a shift).
