@@ -18,9 +18,11 @@ cd "$(dirname "$0")/.."
 CARRY=.devcarry
 
 if [ "${1:-}" = --prepare ]; then
-  # The GPU image holds torch 2.11, pytest, numpy, safetensors, accelerate and the build tools, but a newer
-  # transformers, tokenizers and huggingface-hub than the oracles we pin (requirements.txt), and no peft 0.14.
-  grep -qx "/$CARRY/" .git/info/exclude 2>/dev/null || echo "/$CARRY/" >>.git/info/exclude
+  # The GPU image holds torch 2.11, pytest, numpy, safetensors, accelerate and the build tools (with
+  # scikit-build-core's packaging and pathspec), but a newer transformers, tokenizers and huggingface-hub
+  # than the oracles we pin (requirements.txt), and no peft 0.14.
+  exclude=$(git rev-parse --git-path info/exclude) || exit 1
+  grep -qx "/$CARRY/" "$exclude" 2>/dev/null || echo "/$CARRY/" >>"$exclude"
   rm -rf "$CARRY/whl" && mkdir -p "$CARRY/whl"
   pins=$(grep -E '^(transformers|peft|tokenizers|pillow|nlohmann-json|scikit-build-core)[=>]' requirements.txt)
   plats=()
@@ -69,7 +71,7 @@ if [ "${REBUILD:-0}" = 1 ] || ! ls "$TARGET"/unime/_C*.so >/dev/null 2>&1; then
     { tail -40 "$OUT/build.log"; exit 1; }
   echo "build: $(($(date +%s) - start)) s" | tee -a "$OUT/machine.txt"
 fi
-export PYTHONPATH=$TARGET:${PYTHONPATH:-}
+export PYTHONPATH=$TARGET${PYTHONPATH:+:$PYTHONPATH}
 # The tests and benchmarks must import the build, not the source tree's python/unime.
 "$PY" -c 'import unime, sys; print("unime from", unime.__file__); sys.exit(0 if unime._C.__with_cuda__ else "unime._C was built without CUDA")' \
   2>&1 | tee -a "$OUT/machine.txt" || exit 1

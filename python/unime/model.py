@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import warnings
 from typing import Any, Optional, Sequence
 
@@ -31,12 +32,12 @@ def _dtype_name(dtype: torch.dtype | str | None) -> str | None:
 
 
 def _slow_cpu_dtype_warning(dtype: torch.dtype, device: str) -> str | None:
-    """bf16 / fp16 weights on a CPU without AVX-512: torch has no vector kernel for their matrix
+    """bf16 / fp16 weights on an x86 CPU without AVX-512: torch has no vector kernel for their matrix
     multiplies there (oneDNN's need AVX-512), so they run far slower than float32."""
     if dtype not in (torch.bfloat16, torch.float16) or torch.device(device).type != "cpu":
         return None
-    if torch.cpu._is_avx512_supported():
-        return None
+    if platform.machine().lower() not in ("x86_64", "amd64") or torch.cpu._is_avx512_supported():
+        return None  # (Arm CPUs have their own bf16 paths, not measured here)
     name = str(dtype).removeprefix("torch.")
     return (f"{name} on this CPU, which has no AVX-512: torch runs {name} matrix multiplies without vector kernels "
             f"here, far slower than float32 (a 1024 x 1024 matmul took 136x the float32 time on an AVX2 AMD EPYC); "

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import platform
 import warnings
 
 import pytest
@@ -121,6 +122,7 @@ def test_bf16_on_a_cpu_without_avx512_warns_that_it_is_slow(tiny_decoder_dir, mo
     """torch's bf16 / fp16 matrix multiplies have no vector kernel on CPUs without AVX-512 (136x slower
     than fp32 on an AVX2 AMD EPYC): loading them there warns; fp32, and CPUs with AVX-512, stay quiet."""
     monkeypatch.setattr(torch.cpu, "_is_avx512_supported", lambda: avx512)
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         unime.Model.from_pretrained(tiny_decoder_dir("llama"), dtype=torch.bfloat16)
