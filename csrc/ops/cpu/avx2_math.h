@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "ops/cpu/expf_constants.h"
+
 #define UNIME_HAVE_AVX2_PATH 1
 
 namespace unime::ops::avx2 {
@@ -35,19 +37,20 @@ __attribute__((target("avx2,fma"))) inline void store_f32(float* p, int64_t i, _
 // e^x as avx512::exp_ps (Cephes' expf: the same reduction, polynomial and clamping), with 2^n applied
 // as two exact power-of-two factors: n is in [-128, 128], beyond one float exponent field.
 __attribute__((target("avx2,fma"))) inline __m256 exp_ps(__m256 x) {
-  const auto lo = _mm256_set1_ps(-88.3762626647949f), hi = _mm256_set1_ps(88.7228391116729f);
+  using namespace expf_constants;  // NOLINT(google-build-using-namespace)
+  const auto lo = _mm256_set1_ps(kLo), hi = _mm256_set1_ps(kHi);
   const auto nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
   x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
-  const auto n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  auto r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  auto p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const auto n =
+      _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  auto r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
+  auto p = _mm256_set1_ps(kP0);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP1));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP2));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP3));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP4));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP5));
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   const auto ni = _mm256_cvtps_epi32(n);
   const auto half = _mm256_srai_epi32(ni, 1);  // floor(n / 2); n - half = ceil(n / 2)

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "ops/cpu/expf_constants.h"
+
 #include "ops/cpu/isa.h"
 
 #define UNIME_HAVE_AVX512_PATH 1
@@ -90,19 +92,20 @@ __attribute__((target("avx512f"))) inline void store_lanes(void* p, int64_t i, _
 // then scaled by 2^n. Inputs are clamped to [-88.38, 88.72]: the result underflows to ~0 or
 // saturates near FLT_MAX there, and NaN stays NaN through the arithmetic.
 __attribute__((target("avx512f"))) inline __m512 exp_ps(__m512 x) {
-  const auto lo = _mm512_set1_ps(-88.3762626647949f), hi = _mm512_set1_ps(88.7228391116729f);
+  using namespace expf_constants;  // NOLINT(google-build-using-namespace)
+  const auto lo = _mm512_set1_ps(kLo), hi = _mm512_set1_ps(kHi);
   const auto nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
   x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-  const auto n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  auto r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  auto p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  const auto n =
+      _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  auto r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
+  auto p = _mm512_set1_ps(kP0);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP1));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP2));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP5));
   p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   const auto result = _mm512_scalef_ps(p, n);
   return _mm512_mask_mov_ps(result, nan, _mm512_set1_ps(__builtin_nanf("")));
