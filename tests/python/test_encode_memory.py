@@ -44,6 +44,7 @@ def run_child(code: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.memory_bound
 def test_a_200000_character_text_is_encoded_blockwise_or_refused(model_dir):
     result = run_child(f"""
         import random, torch, unime
@@ -66,6 +67,7 @@ def test_a_200000_character_text_is_encoded_blockwise_or_refused(model_dir):
     assert result["peak_rss_mb"] < RSS_BOUND_MB, result
 
 
+@pytest.mark.memory_bound
 def test_a_50_megapixel_image_is_encoded_or_refused_within_the_bound(model_dir, tmp_path):
     h, w = 7000, 7200  # 50.4 MP; a smooth picture keeps the JPEG small and quick to write
     y = np.linspace(0, 255, h, dtype=np.float32)[:, None]

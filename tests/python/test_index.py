@@ -346,6 +346,7 @@ def test_from_shards_paths_without_ids_and_float16(tmp_path):
     assert index.search(x[5].astype(np.float16).astype(np.float32), k=1)[0][0].id == 5
 
 
+@pytest.mark.memory_bound
 def test_from_shards_ivfpq_streams_in_bounded_memory(tmp_path):
     # 8 shards of 12,500 x 512 float32: 204.8 MB. The process must grow well below that: the training
     # sample (4,096 rows here, to keep the test fast; twice for residuals) or one 8 MiB chunk, plus what
